@@ -1,0 +1,4 @@
+DROP TABLE sessions;
+DROP TABLE messages;
+DROP TABLE rooms;
+DROP TABLE users;

@@ -1,0 +1,67 @@
+//! bcrypt hashing and verification, always on the blocking thread pool.
+//!
+//! A login for an unknown email verifies against a dummy hash of the same
+//! cost, so both failures take about as long and the answer reveals nothing.
+
+use std::sync::Arc;
+
+use tokio::sync::OnceCell;
+
+#[derive(Clone)]
+pub struct Hasher {
+    cost: u32,
+    dummy: Arc<OnceCell<String>>,
+}
+
+impl Hasher {
+    pub fn new(cost: u32) -> Self {
+        Self { cost, dummy: Arc::new(OnceCell::new()) }
+    }
+
+    pub async fn hash(&self, password: String) -> anyhow::Result<String> {
+        let cost = self.cost;
+        tokio::task::spawn_blocking(move || bcrypt::hash(password, cost))
+            .await?
+            .map_err(Into::into)
+    }
+
+    /// True when `password` matches `hash`; with no hash (unknown user), a
+    /// verification of the same cost runs and the answer is false.
+    pub async fn verify(&self, password: String, hash: Option<String>) -> anyhow::Result<bool> {
+        let known = hash.is_some();
+        let hash = match hash {
+            Some(h) => h,
+            None => self.dummy().await?.to_owned(),
+        };
+        let ok = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash))
+            .await?
+            .unwrap_or(false);
+        Ok(ok && known)
+    }
+
+    async fn dummy(&self) -> anyhow::Result<&String> {
+        self.dummy
+            .get_or_try_init(|| async {
+                let cost = self.cost;
+                let secret = crate::util::random_token(24);
+                tokio::task::spawn_blocking(move || bcrypt::hash(secret, cost))
+                    .await?
+                    .map_err(anyhow::Error::from)
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn verifies_the_right_password_only() {
+        let h = Hasher::new(4);
+        let hash = h.hash("correct horse".into()).await.unwrap();
+        assert!(h.verify("correct horse".into(), Some(hash.clone())).await.unwrap());
+        assert!(!h.verify("wrong horse".into(), Some(hash)).await.unwrap());
+        assert!(!h.verify("correct horse".into(), None).await.unwrap());
+    }
+}

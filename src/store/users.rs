@@ -1,0 +1,34 @@
+//! Queries on `users`.
+
+use diesel::prelude::*;
+
+use super::schema::users;
+use super::{Conn, NewUser, StoreError, User};
+
+pub fn create(conn: &mut Conn, new: &NewUser) -> Result<User, StoreError> {
+    conn.immediate_transaction(|conn| {
+        diesel::insert_into(users::table)
+            .values(new)
+            .returning(User::as_returning())
+            .get_result(conn)
+            .map_err(StoreError::from)
+    })
+}
+
+pub fn by_email_key(conn: &mut Conn, email_key: &str) -> Result<Option<User>, StoreError> {
+    users::table
+        .filter(users::email_key.eq(email_key))
+        .select(User::as_select())
+        .first(conn)
+        .optional()
+        .map_err(StoreError::from)
+}
+
+pub fn by_id(conn: &mut Conn, id: i64) -> Result<Option<User>, StoreError> {
+    users::table
+        .find(id)
+        .select(User::as_select())
+        .first(conn)
+        .optional()
+        .map_err(StoreError::from)
+}

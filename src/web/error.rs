@@ -1,0 +1,198 @@
+//! The web layer's one error type, and how it answers: JSON for the API,
+//! an HTML page or a redirect for pages. What the user can fix is said
+//! plainly; our own failures are logged with their cause and answered with
+//! an opaque message.
+
+use actix_web::http::header::{self, ContentType};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use askama::Template;
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("not authenticated")]
+    NotAuthenticated,
+    /// A page that needs a login: the local path to come back to.
+    #[error("login required")]
+    LoginRequired(String),
+    #[error("forbidden ({0})")]
+    Forbidden(&'static str, &'static str),
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("payload too large")]
+    TooLarge,
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("service unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl AppError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::NotAuthenticated => StatusCode::UNAUTHORIZED,
+            AppError::LoginRequired(_) => StatusCode::SEE_OTHER,
+            AppError::Forbidden(..) => StatusCode::FORBIDDEN,
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable snake_case code clients switch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::BadRequest(_) => "bad_request",
+            AppError::NotAuthenticated | AppError::LoginRequired(_) => "not_authenticated",
+            AppError::Forbidden(code, _) => code,
+            AppError::NotFound => "not_found",
+            AppError::Conflict(_) => "conflict",
+            AppError::TooLarge => "payload_too_large",
+            AppError::UnsupportedMediaType => "unsupported_media_type",
+            AppError::Unavailable(_) => "service_unavailable",
+            AppError::Internal(_) => "internal_error",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            AppError::BadRequest(m) | AppError::Conflict(m) => m.clone(),
+            AppError::NotAuthenticated | AppError::LoginRequired(_) => {
+                "Authentication required".into()
+            }
+            AppError::Forbidden(_, m) => (*m).into(),
+            AppError::NotFound => "Not found".into(),
+            AppError::TooLarge => "The request body is too large".into(),
+            AppError::UnsupportedMediaType => "Send JSON with Content-Type: application/json".into(),
+            AppError::Unavailable(_) => "A backing service is unavailable; try again shortly".into(),
+            AppError::Internal(_) => "Something went wrong on our side".into(),
+        }
+    }
+
+    pub fn bad_origin() -> Self {
+        AppError::Forbidden("bad_origin", "Cross-site request refused")
+    }
+
+    pub fn bad_csrf() -> Self {
+        AppError::Forbidden("bad_csrf_token", "The form expired or was not ours; reload and try again")
+    }
+
+    fn log(&self) {
+        match self {
+            AppError::Internal(cause) => tracing::error!(error = ?cause, "request failed"),
+            AppError::Unavailable(cause) => tracing::warn!(error = ?cause, "backing service unavailable"),
+            _ => {}
+        }
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Conflict(column) => AppError::Conflict(format!("{column} is already taken")),
+            StoreError::Unavailable(cause) => AppError::Unavailable(cause),
+            StoreError::Other(cause) => AppError::Internal(cause),
+        }
+    }
+}
+
+impl From<anyhow::Error> for AppError {
+    fn from(err: anyhow::Error) -> Self {
+        AppError::Internal(err)
+    }
+}
+
+/// An error answered as JSON `{"error","message"}`.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct ApiError(#[from] pub AppError);
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        ApiError(err.into())
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self.0 {
+            AppError::LoginRequired(_) => StatusCode::UNAUTHORIZED,
+            ref other => other.status(),
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.0.log();
+        let body = serde_json::json!({ "error": self.0.code(), "message": self.0.message() });
+        HttpResponse::build(self.status_code())
+            .insert_header(header::CacheControl(vec![header::CacheDirective::NoStore]))
+            .json(body)
+    }
+}
+
+/// An error answered as an HTML page, or a redirect to the login page.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct PageError(#[from] pub AppError);
+
+impl From<StoreError> for PageError {
+    fn from(err: StoreError) -> Self {
+        PageError(err.into())
+    }
+}
+
+impl From<anyhow::Error> for PageError {
+    fn from(err: anyhow::Error) -> Self {
+        PageError(err.into())
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    status: u16,
+    message: &'a str,
+    user: Option<String>,
+    csrf_token: String,
+}
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        self.0.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.0.log();
+        match &self.0 {
+            AppError::LoginRequired(next) => super::see_other(&super::login_url(next)),
+            AppError::NotAuthenticated => super::see_other("/login"),
+            other => {
+                let message = other.message();
+                let page = ErrorPage {
+                    status: other.status().as_u16(),
+                    message: &message,
+                    user: None,
+                    csrf_token: String::new(),
+                };
+                let html = page
+                    .render()
+                    .unwrap_or_else(|_| format!("{} {}", other.status().as_u16(), other.code()));
+                HttpResponse::build(other.status())
+                    .content_type(ContentType::html())
+                    .body(html)
+            }
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Extractors and their error handlers: the current user for pages and for
+//! the API, bodies read within the limit, and actix's own extraction errors
+//! turned into our error type.
+
+use std::future::{ready, Ready};
+
+use actix_web::dev::Payload;
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError, UrlencodedError};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+
+use super::error::{ApiError, AppError, PageError};
+use super::{State, BODY_LIMIT};
+use crate::auth::AuthUser;
+
+fn state(req: &HttpRequest) -> Result<&State, AppError> {
+    req.app_data::<State>()
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("application state missing")))
+}
+
+/// The signed-in user of a page; without one, a redirect to the login page
+/// that comes back here.
+pub struct PageUser(pub AuthUser);
+
+impl FromRequest for PageUser {
+    type Error = PageError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(match state(req) {
+            Err(e) => Err(e.into()),
+            Ok(state) => match state.auth.authenticate(req) {
+                Some(user) => Ok(PageUser(user)),
+                None => {
+                    let next = match req.uri().query() {
+                        Some(q) if req.method() == actix_web::http::Method::GET => {
+                            format!("{}?{q}", req.path())
+                        }
+                        _ => req.path().to_owned(),
+                    };
+                    Err(AppError::LoginRequired(next).into())
+                }
+            },
+        })
+    }
+}
+
+/// The signed-in user of an API call; without one, 401.
+pub struct ApiUser(pub AuthUser);
+
+impl FromRequest for ApiUser {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(match state(req) {
+            Err(e) => Err(e.into()),
+            Ok(state) => state
+                .auth
+                .authenticate(req)
+                .map(ApiUser)
+                .ok_or(ApiError(AppError::NotAuthenticated)),
+        })
+    }
+}
+
+/// Reads the whole body, refusing it once it passes the limit.
+pub async fn read_body(mut payload: web::Payload) -> Result<web::Bytes, AppError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| AppError::BadRequest(format!("Could not read the body: {e}")))?;
+        if body.len() + chunk.len() > BODY_LIMIT {
+            return Err(AppError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+fn is_api(req: &HttpRequest) -> bool {
+    req.path().starts_with("/api/")
+        || req
+            .headers()
+            .get(actix_web::http::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
+}
+
+fn respond(req: &HttpRequest, err: AppError) -> actix_web::Error {
+    if is_api(req) {
+        ApiError(err).into()
+    } else {
+        PageError(err).into()
+    }
+}
+
+pub fn form_config() -> web::FormConfig {
+    web::FormConfig::default()
+        .limit(BODY_LIMIT)
+        .error_handler(|err, req| {
+            let app = match err {
+                UrlencodedError::Overflow { .. } => AppError::TooLarge,
+                UrlencodedError::ContentType => AppError::UnsupportedMediaType,
+                other => AppError::BadRequest(format!("The form could not be read: {other}")),
+            };
+            respond(req, app)
+        })
+}
+
+pub fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(BODY_LIMIT)
+        .error_handler(|err, req| {
+            let app = match err {
+                JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+                    AppError::TooLarge
+                }
+                JsonPayloadError::ContentType => AppError::UnsupportedMediaType,
+                other => AppError::BadRequest(format!("The JSON body could not be read: {other}")),
+            };
+            respond(req, app)
+        })
+}
+
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err: QueryPayloadError, req| {
+        respond(req, AppError::BadRequest(format!("Bad query string: {err}")))
+    })
+}
+
+pub fn path_config() -> web::PathConfig {
+    // `/rooms/abc` names no room: a 404, like any other unknown page.
+    web::PathConfig::default().error_handler(|_: PathError, req| respond(req, AppError::NotFound))
+}
+
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    let err = respond(&req, AppError::NotFound);
+    err.error_response()
+}

@@ -1,0 +1,116 @@
+//! HTTP: routes, pages, the JSON API, the WebSocket upgrade, and the
+//! middleware around them.
+
+mod api;
+mod assets;
+mod error;
+mod extract;
+mod middleware;
+mod pages;
+mod templates;
+mod ws;
+
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+
+use crate::auth::Auth;
+use crate::chat::Events;
+use crate::store::kv::SessionBackend;
+use crate::store::Db;
+
+pub use error::{ApiError, AppError, PageError};
+pub use middleware::{content_security_policy, origin_guard, AccessLog, SecurityHeaders};
+
+/// Largest form or JSON body we read.
+pub const BODY_LIMIT: usize = 16 * 1024;
+
+/// Everything a handler may need, shared by every worker.
+pub struct AppState {
+    pub db: Db,
+    pub auth: Auth,
+    pub events: Events,
+    pub sessions: SessionBackend,
+    /// The Content-Security-Policy header value, built once at startup.
+    pub csp: String,
+}
+
+pub type State = web::Data<Arc<AppState>>;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(extract::form_config())
+        .app_data(extract::json_config())
+        .app_data(extract::query_config())
+        .app_data(extract::path_config())
+        .app_data(web::PayloadConfig::new(BODY_LIMIT))
+        .route("/", web::get().to(pages::home))
+        .route("/register", web::get().to(pages::accounts::register_form))
+        .route("/register", web::post().to(pages::accounts::register))
+        .route("/login", web::get().to(pages::accounts::login_form))
+        .route("/login", web::post().to(pages::accounts::login))
+        .route("/logout", web::post().to(pages::accounts::logout))
+        .route("/rooms", web::get().to(pages::rooms::list))
+        .route("/rooms", web::post().to(pages::rooms::create))
+        .route("/rooms/{id}", web::get().to(pages::rooms::show))
+        .route("/rooms/{id}/messages", web::post().to(pages::rooms::post_message))
+        .route("/api/me", web::get().to(api::me))
+        .route("/api/rooms", web::get().to(api::rooms))
+        .route("/api/rooms/{id}/messages", web::get().to(api::messages))
+        .route("/ws", web::get().to(ws::upgrade))
+        .route("/static/{file}", web::get().to(assets::serve))
+        .default_service(web::to(extract::not_found));
+}
+
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+/// `/login?next=<path>`, or plain `/login` when there is nowhere to return.
+pub fn login_url(next: &str) -> String {
+    if next == "/" || safe_next(Some(next)) != next {
+        return "/login".to_owned();
+    }
+    let encoded = percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC);
+    format!("/login?next={encoded}")
+}
+
+/// A local path to return to after login; anything else (another host, a
+/// scheme, `//evil`, backslashes) falls back to the room list.
+pub fn safe_next(next: Option<&str>) -> &str {
+    match next {
+        Some(p)
+            if p.starts_with('/')
+                && !p.starts_with("//")
+                && !p.contains('\\')
+                && !p.chars().any(char::is_control)
+                && p.len() <= 512 =>
+        {
+            p
+        }
+        _ => "/rooms",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_only_accepts_local_paths() {
+        assert_eq!(safe_next(Some("/rooms/3")), "/rooms/3");
+        for bad in ["https://evil.example", "//evil.example", "/\\evil", "rooms", "/a\nb"] {
+            assert_eq!(safe_next(Some(bad)), "/rooms", "{bad}");
+        }
+        assert_eq!(safe_next(None), "/rooms");
+    }
+
+    #[test]
+    fn login_url_encodes_the_return_path() {
+        assert_eq!(login_url("/rooms/3"), "/login?next=%2Frooms%2F3");
+        assert_eq!(login_url("/rooms"), "/login?next=%2Frooms");
+        assert_eq!(login_url("https://evil"), "/login");
+    }
+}

@@ -1,0 +1,288 @@
+//! Register, log in (form and JSON), log out.
+
+use actix_session::SessionExt;
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use super::{render, verify_csrf, CsrfBinding};
+use crate::auth::{identity, session, AuthUser};
+use crate::chat::{CloseKind, Event};
+use crate::store::{self, NewUser, StoreError, User};
+use crate::web::error::{ApiError, AppError, PageError};
+use crate::web::extract::read_body;
+use crate::web::templates::{FieldErrors, LoginPage, RegisterPage};
+use crate::web::{safe_next, see_other, State};
+
+const BAD_LOGIN: &str = "Invalid email or password";
+
+#[derive(Deserialize)]
+pub struct RegisterForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    csrf_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    next: Option<String>,
+    csrf_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginJson {
+    email: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+pub async fn register_form(req: HttpRequest, state: State) -> Result<HttpResponse, PageError> {
+    if state.auth.authenticate(&req).is_some() {
+        return Ok(see_other("/rooms"));
+    }
+    let csrf = CsrfBinding::for_request(&req, None);
+    let page = RegisterPage {
+        user: None,
+        csrf_token: csrf.token(&state),
+        username: String::new(),
+        email: String::new(),
+        errors: FieldErrors::default(),
+        username_rule: identity::USERNAME_RULE,
+    };
+    Ok(csrf.attach(render(&page, StatusCode::OK)?))
+}
+
+pub async fn register(
+    req: HttpRequest,
+    state: State,
+    form: web::Form<RegisterForm>,
+) -> Result<HttpResponse, PageError> {
+    verify_csrf(&req, &state, None, form.csrf_token.as_deref())?;
+    let mut errors = FieldErrors::default();
+    let username = identity::username(&form.username).map_err(|e| errors.username = Some(e)).ok();
+    let email = identity::email(&form.email).map_err(|e| errors.email = Some(e)).ok();
+    let _ = identity::password(&form.password).map_err(|e| errors.password = Some(e));
+    let (Some(username), Some((email, email_key)), false) = (username, email, errors.any()) else {
+        return register_again(&req, &state, &form, errors, StatusCode::BAD_REQUEST);
+    };
+    let hash = state.auth.hasher.hash(form.password.clone()).await?;
+    let now = store::now_ms();
+    let new = NewUser {
+        username: username.display,
+        username_key: username.key,
+        username_skeleton: username.skeleton,
+        email,
+        email_key,
+        password_hash: hash,
+        valid_after: 0,
+        created_at: now,
+    };
+    let created = state.db.run(move |c| store::users::create(c, &new)).await;
+    let user = match created {
+        Ok(user) => user,
+        Err(StoreError::Conflict(column)) => {
+            if column.starts_with("email") {
+                errors.email = Some("An account with this email already exists".into());
+            } else {
+                errors.username = Some("That username is taken".into());
+            }
+            return register_again(&req, &state, &form, errors, StatusCode::CONFLICT);
+        }
+        Err(other) => return Err(other.into()),
+    };
+    tracing::info!(user_id = user.id, "account registered");
+    start_session(&req, &user)?;
+    Ok(see_other("/rooms"))
+}
+
+fn register_again(
+    req: &HttpRequest,
+    state: &State,
+    form: &RegisterForm,
+    errors: FieldErrors,
+    status: StatusCode,
+) -> Result<HttpResponse, PageError> {
+    let csrf = CsrfBinding::for_request(req, None);
+    let page = RegisterPage {
+        user: None,
+        csrf_token: csrf.token(state),
+        username: form.username.clone(),
+        email: form.email.clone(),
+        errors,
+        username_rule: identity::USERNAME_RULE,
+    };
+    Ok(csrf.attach(render(&page, status)?))
+}
+
+pub async fn login_form(
+    req: HttpRequest,
+    state: State,
+    query: web::Query<NextQuery>,
+) -> Result<HttpResponse, PageError> {
+    let next = safe_next(query.next.as_deref()).to_owned();
+    if state.auth.authenticate(&req).is_some() {
+        return Ok(see_other(&next));
+    }
+    login_page(&req, &state, String::new(), next, None, StatusCode::OK)
+}
+
+fn login_page(
+    req: &HttpRequest,
+    state: &State,
+    email: String,
+    next: String,
+    error: Option<String>,
+    status: StatusCode,
+) -> Result<HttpResponse, PageError> {
+    let csrf = CsrfBinding::for_request(req, None);
+    let page = LoginPage {
+        user: None,
+        csrf_token: csrf.token(state),
+        email,
+        next,
+        error,
+        notice: None,
+    };
+    Ok(csrf.attach(render(&page, status)?))
+}
+
+/// `POST /login`: a form from the login page, or the JSON API login.
+pub async fn login(
+    req: HttpRequest,
+    state: State,
+    payload: web::Payload,
+) -> Result<HttpResponse, actix_web::Error> {
+    let content_type = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if content_type.starts_with("application/json") {
+        Ok(login_json(&req, &state, payload).await?)
+    } else if content_type.starts_with("application/x-www-form-urlencoded") {
+        Ok(login_form_post(&req, &state, payload).await?)
+    } else {
+        Err(ApiError(AppError::UnsupportedMediaType).into())
+    }
+}
+
+async fn login_form_post(
+    req: &HttpRequest,
+    state: &State,
+    payload: web::Payload,
+) -> Result<HttpResponse, PageError> {
+    let body = read_body(payload).await?;
+    let form: LoginForm = serde_urlencoded::from_bytes(&body)
+        .map_err(|e| AppError::BadRequest(format!("The form could not be read: {e}")))?;
+    verify_csrf(req, state, None, form.csrf_token.as_deref())?;
+    let next = safe_next(form.next.as_deref()).to_owned();
+    match check_password(state, &form.email, &form.password).await? {
+        Some(user) => {
+            start_session(req, &user)?;
+            Ok(see_other(&next))
+        }
+        None => login_page(
+            req,
+            state,
+            form.email.clone(),
+            next,
+            Some(BAD_LOGIN.into()),
+            StatusCode::BAD_REQUEST,
+        ),
+    }
+}
+
+async fn login_json(
+    req: &HttpRequest,
+    state: &State,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_body(payload).await?;
+    let login: LoginJson = serde_json::from_slice(&body)
+        .map_err(|e| AppError::BadRequest(format!("Expected {{\"email\",\"password\"}}: {e}")))?;
+    match check_password(state, &login.email, &login.password).await? {
+        Some(user) => {
+            start_session(req, &user)?;
+            Ok(HttpResponse::Ok().json(serde_json::json!({
+                "user": { "id": user.id, "username": user.username, "email": user.email }
+            })))
+        }
+        None => Ok(HttpResponse::Unauthorized().json(serde_json::json!({
+            "error": "invalid_credentials",
+            "message": BAD_LOGIN,
+        }))),
+    }
+}
+
+/// The user whose password this is, or none; an unknown email costs the
+/// same bcrypt work as a wrong password.
+async fn check_password(state: &State, email: &str, password: &str) -> Result<Option<User>, AppError> {
+    let key = identity::fold(email.trim());
+    let found = if key.is_empty() || key.len() > 254 || password.len() > 72 {
+        None
+    } else {
+        state.db.run(move |c| store::users::by_email_key(c, &key)).await?
+    };
+    let hash = found.as_ref().map(|u| u.password_hash.clone());
+    let ok = state.auth.hasher.verify(password.to_owned(), hash).await?;
+    match (ok, found) {
+        (true, Some(user)) => {
+            tracing::info!(user_id = user.id, "login succeeded");
+            Ok(Some(user))
+        }
+        _ => {
+            tracing::info!("login failed");
+            Ok(None)
+        }
+    }
+}
+
+fn start_session(req: &HttpRequest, user: &User) -> Result<(), AppError> {
+    session::begin(&req.get_session(), user.id, &user.username)?;
+    Ok(())
+}
+
+#[derive(Deserialize)]
+pub struct LogoutForm {
+    csrf_token: Option<String>,
+}
+
+pub async fn logout(
+    req: HttpRequest,
+    state: State,
+    form: Option<web::Form<LogoutForm>>,
+) -> Result<HttpResponse, PageError> {
+    let Some(user) = state.auth.authenticate(&req) else {
+        return Ok(see_other("/login"));
+    };
+    let token = form.as_ref().and_then(|f| f.csrf_token.as_deref());
+    verify_csrf(&req, &state, Some(&user), token)?;
+    end_session(&req, &state, &user);
+    Ok(see_other("/login"))
+}
+
+/// Ends the request's session and closes the sockets it opened.
+fn end_session(req: &HttpRequest, state: &State, user: &AuthUser) {
+    session::end(&req.get_session());
+    state.events.publish(Event::Revoke {
+        user_id: user.id,
+        handle: Some(user.credential.handle().to_owned()),
+        kind: CloseKind::LoggedOut,
+    });
+    tracing::info!(user_id = user.id, "logged out");
+}
