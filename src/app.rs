@@ -34,9 +34,21 @@ impl RunningApp {
         self.origin.clone()
     }
 
-    /// Runs until the server stops (on SIGINT or SIGTERM, or `stop`).
-    pub async fn wait(self) -> anyhow::Result<()> {
-        self.task.await??;
+    /// Serves until SIGINT or SIGTERM, then shuts down gracefully: every
+    /// socket is closed with 1001 so clients reconnect elsewhere, and
+    /// in-flight requests get up to the shutdown timeout to finish.
+    pub async fn serve_until_signal(mut self) -> anyhow::Result<()> {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            ended = &mut self.task => {
+                ended??;
+                return Ok(());
+            }
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutdown requested: closing sockets, finishing requests");
+        self.stop().await;
         Ok(())
     }
 
@@ -150,6 +162,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     })
     .tcp_nodelay(true)
     .shutdown_timeout(10)
+    .disable_signals()
     .listen(listener)?
     .run();
     let handle = server.handle();

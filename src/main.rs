@@ -81,6 +81,6 @@ fn serve(config: chat::Config) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let app = chat::start(config).await?;
         println!("Chat is running at {}", app.origin());
-        app.wait().await
+        app.serve_until_signal().await
     })
 }

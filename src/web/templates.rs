@@ -55,6 +55,7 @@ pub struct RoomsPage {
 /// A message as the room page shows it.
 pub struct MessageView {
     pub id: i64,
+    pub user_id: i64,
     pub username: String,
     pub body: String,
     pub created_at: String,
@@ -66,7 +67,7 @@ impl From<Message> for MessageView {
         let created_at = crate::util::rfc3339(m.created_at);
         // HH:MM in UTC; the script rewrites it in the reader's time zone.
         let time = created_at.get(11..16).unwrap_or_default().to_owned();
-        MessageView { id: m.id, username: m.username, body: m.body, created_at, time }
+        MessageView { id: m.id, user_id: m.author_id, username: m.username, body: m.body, created_at, time }
     }
 }
 
