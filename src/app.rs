@@ -80,9 +80,11 @@ fn session_secret(config: &Config) -> anyhow::Result<Secret> {
 async fn session_backend(config: &Config, db: &Db) -> anyhow::Result<SessionBackend> {
     match (&config.redis_url, config.redis_url_for_logs()) {
         (Some(url), Some(shown)) => {
-            let store = TimedRedisStore::connect(url.expose()).await.with_context(|| {
-                format!("cannot reach Redis at {shown}; it holds the sessions (REDIS_URL)")
-            })?;
+            let store = TimedRedisStore::connect(url.expose())
+                .await
+                .with_context(|| {
+                    format!("cannot reach Redis at {shown}; it holds the sessions (REDIS_URL)")
+                })?;
             Ok(SessionBackend::Redis(store))
         }
         _ => {
@@ -111,10 +113,16 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     let origin = OriginPolicy::new(origins.clone());
 
     if config.bcrypt_cost < 10 {
-        tracing::warn!(cost = config.bcrypt_cost, "BCRYPT_COST below 10 is for tests only");
+        tracing::warn!(
+            cost = config.bcrypt_cost,
+            "BCRYPT_COST below 10 is for tests only"
+        );
     }
     let cookie_key = Key::derive_from(secret.expose().as_bytes());
-    let limits = session::Limits { idle: config.session_idle, max: config.session_max };
+    let limits = session::Limits {
+        idle: config.session_idle,
+        max: config.session_max,
+    };
     let auth = Auth {
         mode: config.auth_mode,
         limits,
@@ -169,5 +177,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     let task = tokio::spawn(server);
     let printed = origin.primary().to_owned();
     tracing::info!(address = %printed, "listening; open this address in a browser");
-    Ok(RunningApp { addr, origin: printed, handle, hub, task })
+    Ok(RunningApp {
+        addr,
+        origin: printed,
+        handle,
+        hub,
+        task,
+    })
 }

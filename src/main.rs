@@ -36,7 +36,10 @@ enum Command {
 fn settings_help() -> String {
     let mut out = String::from("Settings (environment names; defaults in brackets):\n");
     for key in chat::config::KEYS {
-        out.push_str(&format!("  {:<26} {} [{}]\n", key.name, key.meaning, key.default));
+        out.push_str(&format!(
+            "  {:<26} {} [{}]\n",
+            key.name, key.meaning, key.default
+        ));
     }
     out
 }
@@ -73,7 +76,10 @@ fn migrate(config: &chat::Config) -> anyhow::Result<()> {
     let db = chat::store::Db::open_sqlite(&config.sqlite_path)?;
     // Opening already ran what was pending; a second pass reports zero.
     let pending = db.migrate_blocking()?;
-    println!("database {} is up to date ({pending} pending)", config.sqlite_path.display());
+    println!(
+        "database {} is up to date ({pending} pending)",
+        config.sqlite_path.display()
+    );
     Ok(())
 }
 

@@ -29,7 +29,9 @@ impl Csrf {
         let mut mac = HmacSha256::new_from_slice(session_secret)
             .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
         mac.update(b"chat csrf key v1");
-        Self { key: mac.finalize().into_bytes().into() }
+        Self {
+            key: mac.finalize().into_bytes().into(),
+        }
     }
 
     fn mac(&self, binding: &str, nonce: &[u8]) -> [u8; MAC_LEN] {

@@ -5,8 +5,7 @@ use unicode_normalization::UnicodeNormalization;
 use unicode_security::confusable_detection::skeleton;
 use unicode_security::GeneralSecurityProfile;
 
-pub const USERNAME_RULE: &str =
-    "3 to 32 characters: letters and digits of any script, and _ - .";
+pub const USERNAME_RULE: &str = "3 to 32 characters: letters and digits of any script, and _ - .";
 
 /// A username ready to store: as typed (NFC), its case-folded NFKC key and
 /// its confusable skeleton.
@@ -37,11 +36,18 @@ pub fn username(input: &str) -> Result<Username, String> {
     // Checked on the folded form, so full-width letters pass as the letters
     // they stand for.
     let key = fold(&display);
-    if !key.chars().all(|c| c.identifier_allowed() || matches!(c, '-' | '.')) {
+    if !key
+        .chars()
+        .all(|c| c.identifier_allowed() || matches!(c, '-' | '.'))
+    {
         return Err("Username contains characters that are not allowed".into());
     }
     let skeleton = fold(&skeleton(&key).collect::<String>());
-    Ok(Username { display, key, skeleton })
+    Ok(Username {
+        display,
+        key,
+        skeleton,
+    })
 }
 
 /// Returns the email as typed and its comparison key.
@@ -98,7 +104,10 @@ mod tests {
 
     #[test]
     fn usernames_fold_case_and_compatibility_forms() {
-        assert_eq!(username("Alice").unwrap().key, username("ａｌｉｃｅ").unwrap().key);
+        assert_eq!(
+            username("Alice").unwrap().key,
+            username("ａｌｉｃｅ").unwrap().key
+        );
     }
 
     #[test]
@@ -128,7 +137,15 @@ mod tests {
     #[test]
     fn emails_need_a_local_part_and_a_dotted_domain() {
         assert_eq!(email(" Bob@Example.org ").unwrap().1, "bob@example.org");
-        for bad in ["", "bob", "bob@", "@x.org", "bob@x", "bo b@x.org", "bob@x..org"] {
+        for bad in [
+            "",
+            "bob",
+            "bob@",
+            "@x.org",
+            "bob@x",
+            "bo b@x.org",
+            "bob@x..org",
+        ] {
             assert!(email(bad).is_err(), "{bad}");
         }
     }

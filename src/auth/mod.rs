@@ -59,7 +59,9 @@ impl Auth {
                     id: info.user_id,
                     username: info.username.clone(),
                     expires_at_ms: info.hard_deadline_ms(&self.limits),
-                    credential: Credential::Session { handle: info.handle },
+                    credential: Credential::Session {
+                        handle: info.handle,
+                    },
                 })
             }
         }

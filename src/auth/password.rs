@@ -15,7 +15,10 @@ pub struct Hasher {
 
 impl Hasher {
     pub fn new(cost: u32) -> Self {
-        Self { cost, dummy: Arc::new(OnceCell::new()) }
+        Self {
+            cost,
+            dummy: Arc::new(OnceCell::new()),
+        }
     }
 
     pub async fn hash(&self, password: String) -> anyhow::Result<String> {
@@ -60,7 +63,10 @@ mod tests {
     async fn verifies_the_right_password_only() {
         let h = Hasher::new(4);
         let hash = h.hash("correct horse".into()).await.unwrap();
-        assert!(h.verify("correct horse".into(), Some(hash.clone())).await.unwrap());
+        assert!(h
+            .verify("correct horse".into(), Some(hash.clone()))
+            .await
+            .unwrap());
         assert!(!h.verify("wrong horse".into(), Some(hash)).await.unwrap());
         assert!(!h.verify("correct horse".into(), None).await.unwrap());
     }

@@ -79,7 +79,12 @@ pub fn current(session: &Session, limits: &Limits) -> Option<SessionInfo> {
     let created_ms: i64 = session.get(CREATED).ok()??;
     let seen_ms: i64 = session.get(SEEN).ok()??;
     let now = now_ms();
-    let info = SessionInfo { user_id, username, handle, created_ms };
+    let info = SessionInfo {
+        user_id,
+        username,
+        handle,
+        created_ms,
+    };
     let idle_ms = i64::try_from(limits.idle.as_millis()).unwrap_or(i64::MAX);
     if now >= info.hard_deadline_ms(limits) || now.saturating_sub(seen_ms) >= idle_ms {
         session.purge();
@@ -104,7 +109,9 @@ pub fn key_from_request(req: &HttpRequest, key: &Key) -> Option<String> {
     let raw = req.cookie(COOKIE_NAME)?;
     let mut jar = CookieJar::new();
     jar.add_original(Cookie::new(COOKIE_NAME, raw.value().to_owned()));
-    jar.signed(key).get(COOKIE_NAME).map(|c| c.value().to_owned())
+    jar.signed(key)
+        .get(COOKIE_NAME)
+        .map(|c| c.value().to_owned())
 }
 
 /// Marks the session behind an open socket as active, as a request would:

@@ -49,13 +49,27 @@ impl Events {
 
 fn apply(hub: &Hub, event: Event) {
     match event {
-        Event::RoomMessage { room_id, id, text, origin } => {
+        Event::RoomMessage {
+            room_id,
+            id,
+            text,
+            origin,
+        } => {
             hub.deliver(room_id, id, &text, origin);
         }
-        Event::Revoke { user_id, handle, kind } => {
+        Event::Revoke {
+            user_id,
+            handle,
+            kind,
+        } => {
             let closed = hub.revoke(user_id, handle.as_deref(), kind);
             if closed > 0 {
-                tracing::info!(user_id, closed, reason = kind.reason(), "sockets closed by revocation");
+                tracing::info!(
+                    user_id,
+                    closed,
+                    reason = kind.reason(),
+                    "sockets closed by revocation"
+                );
             }
         }
     }

@@ -21,7 +21,11 @@ const QUEUE_LEN: usize = 256;
 pub enum Outbound {
     /// A room message, with its id so that a socket catching up on a room
     /// can drop what it has already sent from history.
-    Message { room_id: i64, id: i64, text: ByteString },
+    Message {
+        room_id: i64,
+        id: i64,
+        text: ByteString,
+    },
 }
 
 /// Tells a socket to close, and why. Set once; later reasons are ignored.
@@ -89,7 +93,9 @@ impl Hub {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves plain maps behind, still
         // consistent enough to keep serving; recover rather than cascade.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn register(self: &Arc<Self>, user_id: i64, handle: &str) -> Registration {
@@ -107,7 +113,12 @@ impl Hub {
         state.sockets.insert(id, entry);
         state.by_user.entry(user_id).or_default().insert(id);
         drop(state);
-        Registration { id, rx, close, hub: self.clone() }
+        Registration {
+            id,
+            rx,
+            close,
+            hub: self.clone(),
+        }
     }
 
     fn remove(&self, id: SocketId) {
@@ -165,7 +176,13 @@ impl Hub {
 
     /// Queues a room message on every member socket but `skip`; returns how
     /// many queued it. A socket whose queue is full is told to close.
-    pub fn deliver(&self, room_id: i64, id: i64, text: &ByteString, skip: Option<SocketId>) -> usize {
+    pub fn deliver(
+        &self,
+        room_id: i64,
+        id: i64,
+        text: &ByteString,
+        skip: Option<SocketId>,
+    ) -> usize {
         let state = self.lock();
         let Some(members) = state.rooms.get(&room_id) else {
             return 0;
@@ -178,11 +195,19 @@ impl Hub {
             let Some(entry) = state.sockets.get(socket) else {
                 continue;
             };
-            let out = Outbound::Message { room_id, id, text: text.clone() };
+            let out = Outbound::Message {
+                room_id,
+                id,
+                text: text.clone(),
+            };
             match entry.tx.try_send(out) {
                 Ok(()) => delivered += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    tracing::warn!(socket, user_id = entry.user_id, "socket queue full, closing it");
+                    tracing::warn!(
+                        socket,
+                        user_id = entry.user_id,
+                        "socket queue full, closing it"
+                    );
                     entry.close.close(CloseKind::SlowConsumer);
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => {}

@@ -36,7 +36,10 @@ pub async fn post(db: &Db, events: &Events, post: Post<'_>) -> Result<MessageOut
         .as_ref()
         .is_some_and(|c| c.is_empty() || c.len() > protocol::MAX_CLIENT_ID_BYTES)
     {
-        return Err(PostError::Invalid("bad_client_id", "clientId must be 1 to 64 bytes"));
+        return Err(PostError::Invalid(
+            "bad_client_id",
+            "clientId must be 1 to 64 bytes",
+        ));
     }
     let new = store::NewMessage {
         room_id: post.room_id,

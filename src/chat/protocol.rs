@@ -13,7 +13,11 @@ pub const MAX_CLIENT_ID_BYTES: usize = 64;
 pub const CATCH_UP_LIMIT: i64 = 500;
 
 #[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
 pub enum ClientFrame {
     Authenticate {
         #[allow(dead_code)]
@@ -36,7 +40,11 @@ pub enum ClientFrame {
 }
 
 #[derive(Debug, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
 pub enum ServerFrame<'a> {
     Authenticated {
         user_id: i64,
@@ -151,7 +159,10 @@ pub fn clean_body(body: &str) -> Result<&str, (&'static str, &'static str)> {
     if body.chars().count() > MAX_BODY_CHARS {
         return Err(("body_too_long", "Message is longer than 4000 characters"));
     }
-    if body.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if body
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         return Err(("bad_body", "Message contains control characters"));
     }
     Ok(body)
@@ -165,10 +176,22 @@ mod tests {
     fn client_frames_use_camel_case_fields() {
         let f: ClientFrame =
             serde_json::from_str(r#"{"type":"join","roomId":3,"afterId":40}"#).unwrap();
-        assert!(matches!(f, ClientFrame::Join { room_id: 3, after_id: Some(40) }));
+        assert!(matches!(
+            f,
+            ClientFrame::Join {
+                room_id: 3,
+                after_id: Some(40)
+            }
+        ));
         let f: ClientFrame =
             serde_json::from_str(r#"{"type":"message","roomId":1,"body":"hi"}"#).unwrap();
-        assert!(matches!(f, ClientFrame::Message { client_id: None, .. }));
+        assert!(matches!(
+            f,
+            ClientFrame::Message {
+                client_id: None,
+                ..
+            }
+        ));
         assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"nope"}"#).is_err());
         assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"join","roomId":1e99}"#).is_err());
     }
@@ -191,10 +214,18 @@ mod tests {
         assert_eq!(v["userId"], 7);
         assert!(v.get("clientId").is_none());
         let v: serde_json::Value = serde_json::from_str(
-            &ServerFrame::Authenticated { user_id: 1, username: "a", expires_at: None }.to_text(),
+            &ServerFrame::Authenticated {
+                user_id: 1,
+                username: "a",
+                expires_at: None,
+            }
+            .to_text(),
         )
         .unwrap();
-        assert_eq!(v, serde_json::json!({"type":"authenticated","userId":1,"username":"a"}));
+        assert_eq!(
+            v,
+            serde_json::json!({"type":"authenticated","userId":1,"username":"a"})
+        );
     }
 
     #[test]

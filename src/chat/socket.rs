@@ -60,7 +60,10 @@ impl Socket {
             .max_continuation_size(protocol::MAX_FRAME_BYTES);
         let id = &self.identity;
         let mut reg = self.events.hub().register(id.user_id, &id.handle);
-        let mut state = Conn { socket_id: reg.id, floors: HashMap::new() };
+        let mut state = Conn {
+            socket_id: reg.id,
+            floors: HashMap::new(),
+        };
         tracing::debug!(socket = reg.id, user_id = id.user_id, "socket opened");
 
         let hello = ServerFrame::Authenticated {
@@ -164,15 +167,19 @@ impl Socket {
                 "already_authenticated",
                 "This socket is already authenticated by its session",
             ),
-            Ok(ClientFrame::Join { room_id, after_id }) => self.join(room_id, after_id, state).await,
+            Ok(ClientFrame::Join { room_id, after_id }) => {
+                self.join(room_id, after_id, state).await
+            }
             Ok(ClientFrame::Leave { room_id }) => {
                 self.events.hub().leave(state.socket_id, room_id);
                 state.floors.remove(&room_id);
                 Reply::one(ServerFrame::Left { room_id }.to_text())
             }
-            Ok(ClientFrame::Message { room_id, body, client_id }) => {
-                self.message(room_id, &body, client_id, state).await
-            }
+            Ok(ClientFrame::Message {
+                room_id,
+                body,
+                client_id,
+            }) => self.message(room_id, &body, client_id, state).await,
         };
         for frame in reply.0 {
             if session.text(frame).await.is_err() {
@@ -197,7 +204,10 @@ impl Socket {
         let mut frames = Vec::new();
         if let Some(after) = after_id {
             let limit = protocol::CATCH_UP_LIMIT;
-            let rows = self.db.run(move |c| store::messages::after(c, room_id, after, limit)).await;
+            let rows = self
+                .db
+                .run(move |c| store::messages::after(c, room_id, after, limit))
+                .await;
             let rows = match rows {
                 Ok(rows) => rows,
                 Err(err) => {
@@ -265,13 +275,18 @@ impl Reply {
 
 fn unavailable(err: &StoreError) -> Reply {
     tracing::error!(error = %err, "socket request failed in the database");
-    Reply::error("unavailable", "The server could not do that right now; try again")
+    Reply::error(
+        "unavailable",
+        "The server could not do that right now; try again",
+    )
 }
 
 fn protocol_close(err: &ProtocolError) -> CloseKind {
     match err {
         ProtocolError::Overflow => CloseKind::TooBig,
-        ProtocolError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => CloseKind::InvalidUtf8,
+        ProtocolError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+            CloseKind::InvalidUtf8
+        }
         ProtocolError::Io(io) if io.to_string().contains("maximum continuation size") => {
             CloseKind::TooBig
         }
@@ -282,6 +297,7 @@ fn protocol_close(err: &ProtocolError) -> CloseKind {
 /// A tokio instant for a Unix-milliseconds deadline.
 fn until(deadline_ms: i64) -> tokio::time::Instant {
     let left = deadline_ms.saturating_sub(store::now_ms()).max(0);
-    let left = Duration::from_millis(u64::try_from(left).unwrap_or(0)).min(Duration::from_secs(86_400 * 365));
+    let left = Duration::from_millis(u64::try_from(left).unwrap_or(0))
+        .min(Duration::from_secs(86_400 * 365));
     tokio::time::Instant::now() + left
 }

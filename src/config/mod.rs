@@ -27,7 +27,10 @@ pub enum ConfigError {
 }
 
 fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key, message: message.into() }
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +77,10 @@ struct Raw(BTreeMap<String, String>);
 
 impl Raw {
     fn get(&self, key: &'static str) -> Option<&str> {
-        self.0.get(key).map(String::as_str).filter(|v| !v.is_empty())
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     fn parse<T: std::str::FromStr>(&self, key: &'static str, default: T) -> Result<T, ConfigError> {
@@ -153,7 +159,8 @@ impl Config {
                 "`jwt` is not supported by this build yet; use `session`",
             ));
         }
-        let bind_addr: SocketAddr = raw.parse("BIND_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?;
+        let bind_addr: SocketAddr =
+            raw.parse("BIND_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?;
         let public_origin = match raw.get("PUBLIC_ORIGIN") {
             Some(v) => PublicOrigin::parse(v).map_err(|m| invalid("PUBLIC_ORIGIN", m))?,
             None if bind_addr.ip().is_loopback() => PublicOrigin::Derived,
@@ -242,12 +249,20 @@ impl Config {
     /// The Redis URL with any user name and password removed, for logs and
     /// error messages.
     pub fn redis_url_for_logs(&self) -> Option<String> {
-        self.redis_url.as_ref().map(|u| net::strip_credentials(u.expose()))
+        self.redis_url
+            .as_ref()
+            .map(|u| net::strip_credentials(u.expose()))
     }
 
     /// One line per setting, secrets redacted, for the startup log.
     pub fn describe(&self) -> String {
-        let secret_state = |s: &Option<Secret>| if s.is_some() { "configured" } else { "generated" };
+        let secret_state = |s: &Option<Secret>| {
+            if s.is_some() {
+                "configured"
+            } else {
+                "generated"
+            }
+        };
         format!(
             "auth_mode={} bind_addr={} public_origin={} data_dir={} database=sqlite://{} \
              redis_url={} session_secret={} bcrypt_cost={} session_idle_secs={} \
@@ -257,7 +272,8 @@ impl Config {
             self.public_origin,
             self.data_dir.display(),
             self.sqlite_path.display(),
-            self.redis_url_for_logs().unwrap_or_else(|| "unset (embedded stores)".into()),
+            self.redis_url_for_logs()
+                .unwrap_or_else(|| "unset (embedded stores)".into()),
             secret_state(&self.session_secret),
             self.bcrypt_cost,
             self.session_idle.as_secs(),
@@ -269,7 +285,12 @@ impl Config {
     }
 }
 
-fn secret(raw: &Raw, key: &'static str, min: usize, required: bool) -> Result<Option<Secret>, ConfigError> {
+fn secret(
+    raw: &Raw,
+    key: &'static str,
+    min: usize,
+    required: bool,
+) -> Result<Option<Secret>, ConfigError> {
     let how = "generate one with `chat gen-secret`";
     match raw.get(key) {
         None if required => Err(invalid(
@@ -303,9 +324,14 @@ fn parse_database_url(url: &str) -> Result<PathBuf, ConfigError> {
 }
 
 fn read_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
-    let file_error = |message: String| ConfigError::File { path: path.to_owned(), message };
+    let file_error = |message: String| ConfigError::File {
+        path: path.to_owned(),
+        message,
+    };
     let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| file_error(e.message().to_owned()))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| file_error(e.message().to_owned()))?;
     let mut raw = BTreeMap::new();
     for (key, value) in table {
         let name = key.to_ascii_uppercase();
@@ -318,10 +344,18 @@ fn read_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
             toml::Value::Boolean(b) => b.to_string(),
             toml::Value::Array(items) => items
                 .iter()
-                .map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| v.to_string())
+                })
                 .collect::<Vec<_>>()
                 .join(","),
-            other => return Err(file_error(format!("`{key}` has an unsupported value {other}"))),
+            other => {
+                return Err(file_error(format!(
+                    "`{key}` has an unsupported value {other}"
+                )))
+            }
         };
         raw.insert(name, value);
     }

@@ -21,7 +21,10 @@ fn defaults_give_the_embedded_session_setup() {
 #[test]
 fn an_unknown_mode_names_both_modes() {
     let e = err(&[("AUTH_MODE", "cookies")]);
-    assert!(e.contains("AUTH_MODE") && e.contains("session") && e.contains("jwt"), "{e}");
+    assert!(
+        e.contains("AUTH_MODE") && e.contains("session") && e.contains("jwt"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -31,21 +34,34 @@ fn jwt_mode_is_refused_until_it_is_built() {
 
 #[test]
 fn unknown_keys_are_refused() {
-    assert!(matches!(cfg(&[("BIND_ADRESS", "x")]), Err(ConfigError::UnknownKey(_))));
+    assert!(matches!(
+        cfg(&[("BIND_ADRESS", "x")]),
+        Err(ConfigError::UnknownKey(_))
+    ));
 }
 
 #[test]
 fn a_public_bind_needs_a_public_origin() {
     assert!(err(&[("BIND_ADDR", "0.0.0.0:80")]).contains("PUBLIC_ORIGIN"));
-    let c = cfg(&[("BIND_ADDR", "0.0.0.0:80"), ("PUBLIC_ORIGIN", "https://Chat.Example.org/")]).unwrap();
-    assert_eq!(c.public_origin, PublicOrigin::Fixed("https://chat.example.org".into()));
+    let c = cfg(&[
+        ("BIND_ADDR", "0.0.0.0:80"),
+        ("PUBLIC_ORIGIN", "https://Chat.Example.org/"),
+    ])
+    .unwrap();
+    assert_eq!(
+        c.public_origin,
+        PublicOrigin::Fixed("https://chat.example.org".into())
+    );
     assert!(err(&[("PUBLIC_ORIGIN", "https://x.org/path")]).contains("PUBLIC_ORIGIN"));
 }
 
 #[test]
 fn secrets_are_checked_for_length_and_weakness() {
     let e = err(&[("SESSION_SECRET", "short")]);
-    assert!(e.contains("SESSION_SECRET") && e.contains("gen-secret"), "{e}");
+    assert!(
+        e.contains("SESSION_SECRET") && e.contains("gen-secret"),
+        "{e}"
+    );
     assert!(err(&[("SESSION_SECRET", &"changeme".repeat(9))]).contains("weak"));
     let good = secret::generate();
     assert!(cfg(&[("SESSION_SECRET", &good)]).is_ok());
@@ -92,7 +108,11 @@ fn trusted_proxies_parse_ranges() {
 #[test]
 fn redis_credentials_never_reach_the_description() {
     let secret = secret::generate();
-    let c = cfg(&[("REDIS_URL", "redis://user:hunter2@127.0.0.1:6379/0"), ("SESSION_SECRET", &secret)]).unwrap();
+    let c = cfg(&[
+        ("REDIS_URL", "redis://user:hunter2@127.0.0.1:6379/0"),
+        ("SESSION_SECRET", &secret),
+    ])
+    .unwrap();
     let d = c.describe();
     assert!(!d.contains("hunter2") && !d.contains(&secret), "{d}");
 }

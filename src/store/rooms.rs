@@ -5,7 +5,8 @@ use diesel::prelude::*;
 use super::schema::rooms;
 use super::{Conn, Room, StoreError};
 
-const COLUMNS: (rooms::id, rooms::name, rooms::created_at) = (rooms::id, rooms::name, rooms::created_at);
+const COLUMNS: (rooms::id, rooms::name, rooms::created_at) =
+    (rooms::id, rooms::name, rooms::created_at);
 
 pub fn list(conn: &mut Conn) -> Result<Vec<Room>, StoreError> {
     rooms::table

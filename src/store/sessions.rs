@@ -16,7 +16,12 @@ pub fn load(conn: &mut Conn, key_hash: &str, now: i64) -> Result<Option<String>,
         .map_err(StoreError::from)
 }
 
-pub fn upsert(conn: &mut Conn, key_hash: &str, state: &str, expires_at: i64) -> Result<(), StoreError> {
+pub fn upsert(
+    conn: &mut Conn,
+    key_hash: &str,
+    state: &str,
+    expires_at: i64,
+) -> Result<(), StoreError> {
     conn.immediate_transaction(|conn| {
         diesel::replace_into(sessions::table)
             .values((

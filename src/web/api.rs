@@ -42,7 +42,10 @@ pub async fn messages(
         return Err(AppError::BadRequest("limit must be between 1 and 100".into()).into());
     }
     let before = query.before;
-    let found = state.db.run(move |c| store::rooms::find(c, room_id)).await?;
+    let found = state
+        .db
+        .run(move |c| store::rooms::find(c, room_id))
+        .await?;
     if found.is_none() {
         return Err(AppError::NotFound.into());
     }

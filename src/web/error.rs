@@ -75,8 +75,12 @@ impl AppError {
             AppError::Forbidden(_, m) => (*m).into(),
             AppError::NotFound => "Not found".into(),
             AppError::TooLarge => "The request body is too large".into(),
-            AppError::UnsupportedMediaType => "Send JSON with Content-Type: application/json".into(),
-            AppError::Unavailable(_) => "A backing service is unavailable; try again shortly".into(),
+            AppError::UnsupportedMediaType => {
+                "Send JSON with Content-Type: application/json".into()
+            }
+            AppError::Unavailable(_) => {
+                "A backing service is unavailable; try again shortly".into()
+            }
             AppError::Internal(_) => "Something went wrong on our side".into(),
         }
     }
@@ -86,13 +90,18 @@ impl AppError {
     }
 
     pub fn bad_csrf() -> Self {
-        AppError::Forbidden("bad_csrf_token", "The form expired or was not ours; reload and try again")
+        AppError::Forbidden(
+            "bad_csrf_token",
+            "The form expired or was not ours; reload and try again",
+        )
     }
 
     fn log(&self) {
         match self {
             AppError::Internal(cause) => tracing::error!(error = ?cause, "request failed"),
-            AppError::Unavailable(cause) => tracing::warn!(error = ?cause, "backing service unavailable"),
+            AppError::Unavailable(cause) => {
+                tracing::warn!(error = ?cause, "backing service unavailable")
+            }
             _ => {}
         }
     }
@@ -101,7 +110,9 @@ impl AppError {
 impl From<StoreError> for AppError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::Conflict(column) => AppError::Conflict(format!("{column} is already taken")),
+            StoreError::Conflict(column) => {
+                AppError::Conflict(format!("{column} is already taken"))
+            }
             StoreError::Unavailable(cause) => AppError::Unavailable(cause),
             StoreError::Other(cause) => AppError::Internal(cause),
         }

@@ -68,7 +68,8 @@ impl FromRequest for ApiUser {
 pub async fn read_body(mut payload: web::Payload) -> Result<web::Bytes, AppError> {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| AppError::BadRequest(format!("Could not read the body: {e}")))?;
+        let chunk =
+            chunk.map_err(|e| AppError::BadRequest(format!("Could not read the body: {e}")))?;
         if body.len() + chunk.len() > BODY_LIMIT {
             return Err(AppError::TooLarge);
         }
@@ -111,9 +112,8 @@ pub fn json_config() -> web::JsonConfig {
         .limit(BODY_LIMIT)
         .error_handler(|err, req| {
             let app = match err {
-                JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
-                    AppError::TooLarge
-                }
+                JsonPayloadError::Overflow { .. }
+                | JsonPayloadError::OverflowKnownLength { .. } => AppError::TooLarge,
                 JsonPayloadError::ContentType => AppError::UnsupportedMediaType,
                 other => AppError::BadRequest(format!("The JSON body could not be read: {other}")),
             };
@@ -123,7 +123,10 @@ pub fn json_config() -> web::JsonConfig {
 
 pub fn query_config() -> web::QueryConfig {
     web::QueryConfig::default().error_handler(|err: QueryPayloadError, req| {
-        respond(req, AppError::BadRequest(format!("Bad query string: {err}")))
+        respond(
+            req,
+            AppError::BadRequest(format!("Bad query string: {err}")),
+        )
     })
 }
 

@@ -20,7 +20,10 @@ use crate::auth::origin::carries_cookie;
 pub fn content_security_policy(origins: &[String]) -> String {
     let sockets: Vec<String> = origins
         .iter()
-        .map(|o| o.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1))
+        .map(|o| {
+            o.replacen("https://", "wss://", 1)
+                .replacen("http://", "ws://", 1)
+        })
         .collect();
     format!(
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
@@ -63,7 +66,8 @@ impl AccessLog {
             }
             result.map(|mut res| {
                 if let Ok(v) = HeaderValue::from_str(&id) {
-                    res.headers_mut().insert(header::HeaderName::from_static("x-request-id"), v);
+                    res.headers_mut()
+                        .insert(header::HeaderName::from_static("x-request-id"), v);
                 }
                 res
             })
@@ -89,9 +93,15 @@ impl SecurityHeaders {
         if let Some(csp) = csp {
             headers.insert(header::CONTENT_SECURITY_POLICY, csp);
         }
-        headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
         headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-        headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+        headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        );
         headers.insert(
             header::HeaderName::from_static("cross-origin-opener-policy"),
             HeaderValue::from_static("same-origin"),

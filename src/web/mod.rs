@@ -53,7 +53,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/rooms", web::get().to(pages::rooms::list))
         .route("/rooms", web::post().to(pages::rooms::create))
         .route("/rooms/{id}", web::get().to(pages::rooms::show))
-        .route("/rooms/{id}/messages", web::post().to(pages::rooms::post_message))
+        .route(
+            "/rooms/{id}/messages",
+            web::post().to(pages::rooms::post_message),
+        )
         .route("/api/me", web::get().to(api::me))
         .route("/api/rooms", web::get().to(api::rooms))
         .route("/api/rooms/{id}/messages", web::get().to(api::messages))
@@ -101,7 +104,13 @@ mod tests {
     #[test]
     fn next_only_accepts_local_paths() {
         assert_eq!(safe_next(Some("/rooms/3")), "/rooms/3");
-        for bad in ["https://evil.example", "//evil.example", "/\\evil", "rooms", "/a\nb"] {
+        for bad in [
+            "https://evil.example",
+            "//evil.example",
+            "/\\evil",
+            "rooms",
+            "/a\nb",
+        ] {
             assert_eq!(safe_next(Some(bad)), "/rooms", "{bad}");
         }
         assert_eq!(safe_next(None), "/rooms");

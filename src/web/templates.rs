@@ -27,7 +27,10 @@ pub struct FieldErrors {
 
 impl FieldErrors {
     pub fn any(&self) -> bool {
-        self.form.is_some() || self.username.is_some() || self.email.is_some() || self.password.is_some()
+        self.form.is_some()
+            || self.username.is_some()
+            || self.email.is_some()
+            || self.password.is_some()
     }
 }
 
@@ -67,7 +70,14 @@ impl From<Message> for MessageView {
         let created_at = crate::util::rfc3339(m.created_at);
         // HH:MM in UTC; the script rewrites it in the reader's time zone.
         let time = created_at.get(11..16).unwrap_or_default().to_owned();
-        MessageView { id: m.id, user_id: m.author_id, username: m.username, body: m.body, created_at, time }
+        MessageView {
+            id: m.id,
+            user_id: m.author_id,
+            username: m.username,
+            body: m.body,
+            created_at,
+            time,
+        }
     }
 }
 

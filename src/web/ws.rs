@@ -20,7 +20,9 @@ pub async fn upgrade(
     // Browsers always send Origin on a socket upgrade; a foreign one is a
     // page elsewhere trying to ride on our cookies.
     let has_origin = req.headers().contains_key(actix_web::http::header::ORIGIN);
-    if (has_origin || carries_cookie(req.headers())) && !state.auth.origin.is_same_origin(req.headers()) {
+    if (has_origin || carries_cookie(req.headers()))
+        && !state.auth.origin.is_same_origin(req.headers())
+    {
         tracing::info!("socket upgrade refused: foreign origin");
         return Err(AppError::bad_origin().into());
     }
@@ -36,7 +38,9 @@ pub async fn upgrade(
             let key = key.clone();
             Box::pin(async move { session::keep_alive(&store, &key, &limits).await })
         });
-        let every = session::TOUCH_EVERY.min(limits.idle / 2).max(Duration::from_secs(1));
+        let every = session::TOUCH_EVERY
+            .min(limits.idle / 2)
+            .max(Duration::from_secs(1));
         (every, check)
     });
     let (response, ws_session, stream) = actix_ws::handle(&req, body)

@@ -84,7 +84,8 @@ impl SessionStore for DbSessionStore {
         state: HashMap<String, String>,
         ttl: &Duration,
     ) -> Result<SessionKey, UpdateError> {
-        let json = serde_json::to_string(&state).map_err(|e| UpdateError::Serialization(e.into()))?;
+        let json =
+            serde_json::to_string(&state).map_err(|e| UpdateError::Serialization(e.into()))?;
         let hash = sha256_hex(key.as_ref());
         let expires = expiry(ttl);
         // A session that expired meanwhile is not revived under its old key.
@@ -112,7 +113,9 @@ impl SessionStore for DbSessionStore {
     async fn update_ttl(&self, key: &SessionKey, ttl: &Duration) -> Result<(), anyhow::Error> {
         let hash = sha256_hex(key.as_ref());
         let expires = expiry(ttl);
-        self.db.run(move |c| sessions::touch(c, &hash, expires)).await?;
+        self.db
+            .run(move |c| sessions::touch(c, &hash, expires))
+            .await?;
         Ok(())
     }
 

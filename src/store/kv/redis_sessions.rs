@@ -39,7 +39,9 @@ async fn limited<T, E>(
 ) -> Result<T, E> {
     match tokio::time::timeout(TIMEOUT, fut).await {
         Ok(result) => result,
-        Err(_) => Err(wrap(anyhow::anyhow!("redis did not answer within {TIMEOUT:?}"))),
+        Err(_) => Err(wrap(anyhow::anyhow!(
+            "redis did not answer within {TIMEOUT:?}"
+        ))),
     }
 }
 

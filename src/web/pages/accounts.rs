@@ -73,8 +73,12 @@ pub async fn register(
 ) -> Result<HttpResponse, PageError> {
     verify_csrf(&req, &state, None, form.csrf_token.as_deref())?;
     let mut errors = FieldErrors::default();
-    let username = identity::username(&form.username).map_err(|e| errors.username = Some(e)).ok();
-    let email = identity::email(&form.email).map_err(|e| errors.email = Some(e)).ok();
+    let username = identity::username(&form.username)
+        .map_err(|e| errors.username = Some(e))
+        .ok();
+    let email = identity::email(&form.email)
+        .map_err(|e| errors.email = Some(e))
+        .ok();
     let _ = identity::password(&form.password).map_err(|e| errors.password = Some(e));
     let (Some(username), Some((email, email_key)), false) = (username, email, errors.any()) else {
         return register_again(&req, &state, &form, errors, StatusCode::BAD_REQUEST);
@@ -231,12 +235,19 @@ async fn login_json(
 
 /// The user whose password this is, or none; an unknown email costs the
 /// same bcrypt work as a wrong password.
-async fn check_password(state: &State, email: &str, password: &str) -> Result<Option<User>, AppError> {
+async fn check_password(
+    state: &State,
+    email: &str,
+    password: &str,
+) -> Result<Option<User>, AppError> {
     let key = identity::fold(email.trim());
     let found = if key.is_empty() || key.len() > 254 || password.len() > 72 {
         None
     } else {
-        state.db.run(move |c| store::users::by_email_key(c, &key)).await?
+        state
+            .db
+            .run(move |c| store::users::by_email_key(c, &key))
+            .await?
     };
     let hash = found.as_ref().map(|u| u.password_hash.clone());
     let ok = state.auth.hasher.verify(password.to_owned(), hash).await?;

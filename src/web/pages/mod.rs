@@ -40,11 +40,17 @@ pub struct CsrfBinding {
 impl CsrfBinding {
     pub fn for_request(req: &HttpRequest, user: Option<&AuthUser>) -> Self {
         if let Some(user) = user {
-            return Self { binding: user.credential.handle().to_owned(), new_cookie: None };
+            return Self {
+                binding: user.credential.handle().to_owned(),
+                new_cookie: None,
+            };
         }
         if let Some(nonce) = req.cookie(NONCE_COOKIE).map(|c| c.value().to_owned()) {
             if (16..=64).contains(&nonce.len()) {
-                return Self { binding: nonce, new_cookie: None };
+                return Self {
+                    binding: nonce,
+                    new_cookie: None,
+                };
             }
         }
         let nonce = crate::util::random_token(16);
@@ -54,7 +60,10 @@ impl CsrfBinding {
             .secure(true)
             .same_site(SameSite::Lax)
             .finish();
-        Self { binding: nonce, new_cookie: Some(cookie) }
+        Self {
+            binding: nonce,
+            new_cookie: Some(cookie),
+        }
     }
 
     pub fn token(&self, state: &State) -> String {

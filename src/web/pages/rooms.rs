@@ -36,7 +36,11 @@ pub struct PageQuery {
     before: Option<i64>,
 }
 
-pub async fn list(req: HttpRequest, state: State, user: PageUser) -> Result<HttpResponse, PageError> {
+pub async fn list(
+    req: HttpRequest,
+    state: State,
+    user: PageUser,
+) -> Result<HttpResponse, PageError> {
     rooms_page(&req, &state, &user.0, String::new(), None, StatusCode::OK).await
 }
 
@@ -70,8 +74,15 @@ pub async fn create(
     let (name, key) = match identity::room_name(&form.name) {
         Ok(pair) => pair,
         Err(e) => {
-            return rooms_page(&req, &state, &user, form.name.clone(), Some(e), StatusCode::BAD_REQUEST)
-                .await
+            return rooms_page(
+                &req,
+                &state,
+                &user,
+                form.name.clone(),
+                Some(e),
+                StatusCode::BAD_REQUEST,
+            )
+            .await
         }
     };
     let user_id = user.id;
@@ -86,7 +97,15 @@ pub async fn create(
         }
         Err(StoreError::Conflict(_)) => {
             let msg = Some("A room with this name already exists".to_owned());
-            rooms_page(&req, &state, &user, form.name.clone(), msg, StatusCode::CONFLICT).await
+            rooms_page(
+                &req,
+                &state,
+                &user,
+                form.name.clone(),
+                msg,
+                StatusCode::CONFLICT,
+            )
+            .await
         }
         Err(other) => Err(other.into()),
     }
@@ -107,7 +126,16 @@ pub async fn show(
     path: web::Path<i64>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, PageError> {
-    room_page(&req, &state, &user.0, path.into_inner(), query.before, None, StatusCode::OK).await
+    room_page(
+        &req,
+        &state,
+        &user.0,
+        path.into_inner(),
+        query.before,
+        None,
+        StatusCode::OK,
+    )
+    .await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -162,12 +190,27 @@ pub async fn post_message(
     let room_id = path.into_inner();
     verify_csrf(&req, &state, Some(&user), form.csrf_token.as_deref())?;
     find_room(&state, room_id).await?;
-    let post = Post { author_id: user.id, room_id, body: &form.body, client_id: None, origin: None };
+    let post = Post {
+        author_id: user.id,
+        room_id,
+        body: &form.body,
+        client_id: None,
+        origin: None,
+    };
     match post::post(&state.db, &state.events, post).await {
         Ok(_) => Ok(see_other(&format!("/rooms/{room_id}"))),
         Err(PostError::Invalid(_, message)) => {
             let error = Some((message.to_owned(), form.body.clone()));
-            room_page(&req, &state, &user, room_id, None, error, StatusCode::BAD_REQUEST).await
+            room_page(
+                &req,
+                &state,
+                &user,
+                room_id,
+                None,
+                error,
+                StatusCode::BAD_REQUEST,
+            )
+            .await
         }
         Err(PostError::Store(err)) => Err(err.into()),
     }

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The project's test command: installs what the tests need from Debian's
+# packages when it is missing, then runs the format check, clippy and every
+# test target. Runnable from any directory.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
+[[ -x /usr/bin/chromedriver ]] || missing+=(chromium-driver)
+
+if ((${#missing[@]} > 0)); then
+    echo "run.sh: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+# The tests start their own redis-server on a unix socket; a system service
+# that the package may have started is neither needed nor used.
+
+cargo fmt --check
+cargo clippy --all-targets -- -D warnings
+cargo test --all-targets

@@ -1,0 +1,139 @@
+//! The shared harness of the integration tests: the real app on a free
+//! loopback port with its own data folder and, in Redis mode, its own
+//! `redis-server`; a cookie-keeping HTTP client; a WebSocket client; and the
+//! `both_stores!` macro that runs each behaviour test against the embedded
+//! and the Redis session store.
+
+// Each test file uses a different part of the harness.
+#![allow(dead_code, unused_imports)]
+
+pub mod app;
+pub mod browser;
+pub mod cookies;
+pub mod html;
+pub mod redis;
+pub mod ws;
+
+use std::time::Duration;
+
+pub use app::{Store, TestApp};
+pub use browser::{Body, Browser, OriginHeader, Page};
+pub use redis::RedisServer;
+pub use ws::{ws_authenticated, ws_connect, ws_joined, Incoming, WsConn};
+
+/// The most a whole test may take before it fails instead of hanging.
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The session cookie's name (`auth::session::COOKIE_NAME` in `src/`).
+pub const SESSION_COOKIE: &str = "chat_session";
+
+/// The most the app may take to shut down at the end of a test.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The password every test user gets unless a test says otherwise.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Generates, for each named `async fn(Store)`, one test per store:
+/// `embedded::<name>` and `redis::<name>`, each bounded by `TEST_TIMEOUT`.
+#[allow(unused_macros)]
+macro_rules! both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[actix_rt::test]
+                async fn $name() {
+                    $crate::support::run(super::$name($crate::support::Store::Embedded)).await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[actix_rt::test]
+                async fn $name() {
+                    $crate::support::run(super::$name($crate::support::Store::Redis)).await;
+                }
+            )*
+        }
+    };
+}
+pub(crate) use both_stores;
+
+/// Runs a test body, failing it when it takes longer than `TEST_TIMEOUT`,
+/// then stops the apps it left running.
+pub async fn run(body: impl std::future::Future<Output = ()>) {
+    if tokio::time::timeout(TEST_TIMEOUT, body).await.is_err() {
+        panic!("the test did not finish within {TEST_TIMEOUT:?}");
+    }
+    if tokio::time::timeout(STOP_TIMEOUT, app::stop_dropped_apps())
+        .await
+        .is_err()
+    {
+        panic!("the app did not stop within {STOP_TIMEOUT:?}");
+    }
+}
+
+/// A new browser registered (and so logged in) as `name`, with the email
+/// `<name>@example.com` and `PASSWORD`.
+pub async fn user(app: &TestApp, name: &str) -> Browser {
+    let mut browser = Browser::new(app);
+    browser
+        .register(name, &format!("{name}@example.com"), PASSWORD)
+        .await;
+    browser
+}
+
+/// Creates a room through the form and returns its id.
+pub async fn create_room(browser: &mut Browser, name: &str) -> i64 {
+    let page = browser.submit("/rooms", "/rooms", &[("name", name)]).await;
+    page.assert_status(303);
+    room_id_from(page.location())
+}
+
+/// The id in a room path such as `/rooms/7`.
+pub fn room_id_from(location: &str) -> i64 {
+    location
+        .strip_prefix("/rooms/")
+        .and_then(|rest| rest.split(['?', '#', '/']).next())
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("not a room location: {location}"))
+}
+
+/// Posts a message through the no-JavaScript form of a room page.
+pub async fn post_message(browser: &mut Browser, room_id: i64, body: &str) -> Page {
+    let room = format!("/rooms/{room_id}");
+    browser
+        .submit(&room, &format!("{room}/messages"), &[("body", body)])
+        .await
+}
+
+/// The room's history through the JSON API, oldest first.
+pub async fn history(browser: &mut Browser, room_id: i64, query: &str) -> Vec<serde_json::Value> {
+    let page = browser
+        .get(&format!("/api/rooms/{room_id}/messages{query}"))
+        .await;
+    page.assert_status(200);
+    page.json()["messages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no messages array: {}", page.body))
+        .clone()
+}
+
+/// Asserts a 303 to the login page that comes back to `next`, which the app
+/// percent-encodes entirely (`/rooms` becomes `%2Frooms`).
+#[track_caller]
+pub fn assert_login_redirect(page: &Page, next: &str) {
+    page.assert_see_other(&format!("/login?next={}", encode_component(next)));
+}
+
+/// Percent-encodes every byte that is not an ASCII letter or digit.
+pub fn encode_component(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
