@@ -4,7 +4,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
-use actix_session::config::{PersistentSession, TtlExtensionPolicy};
+use actix_session::config::{CookieContentSecurity, PersistentSession, TtlExtensionPolicy};
 use actix_session::SessionMiddleware;
 use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::ServerHandle;
@@ -60,6 +60,21 @@ impl RunningApp {
     }
 }
 
+/// Creates the data folder readable by its owner only, since it holds the
+/// database and generated secrets. An existing folder is left as it is.
+fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
 /// The session secret: configured, or generated once into the data folder.
 fn session_secret(config: &Config) -> anyhow::Result<Secret> {
     if let Some(s) = &config.session_secret {
@@ -97,7 +112,7 @@ async fn session_backend(config: &Config, db: &Db) -> anyhow::Result<SessionBack
 
 /// Opens the stores, binds the listener and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
-    std::fs::create_dir_all(&config.data_dir)
+    create_private_dir(&config.data_dir)
         .with_context(|| format!("creating DATA_DIR {}", config.data_dir.display()))?;
     let secret = session_secret(&config)?;
     let path = config.sqlite_path.clone();
@@ -154,6 +169,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
             .cookie_http_only(true)
             .cookie_same_site(SameSite::Lax)
             .cookie_path("/".to_owned())
+            // Signed, not encrypted: the id is random and secret already,
+            // and the socket loop reads it back to keep its session alive.
+            .cookie_content_security(CookieContentSecurity::Signed)
             .session_lifecycle(
                 PersistentSession::default()
                     .session_ttl(idle)

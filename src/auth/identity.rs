@@ -84,15 +84,30 @@ pub fn password(input: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A room name: 1 to 64 characters, no control characters.
+/// Invisible characters that only serve to disguise text: zero-width
+/// spaces and joiners used alone, direction overrides and isolates, the
+/// soft hyphen, the byte-order mark.
+fn is_disguise(c: char) -> bool {
+    matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// A room name: 1 to 64 characters, with at least one letter, digit or
+/// symbol, and no control or invisible formatting characters.
 pub fn room_name(input: &str) -> Result<(String, String), String> {
     let name: String = input.trim().nfc().collect();
     let count = name.chars().count();
     if !(1..=64).contains(&count) {
         return Err("Room name must be 1 to 64 characters".into());
     }
-    if name.chars().any(char::is_control) {
-        return Err("Room name must not contain control characters".into());
+    if name.chars().any(|c| c.is_control() || is_disguise(c)) {
+        return Err("Room name must not contain control or invisible characters".into());
+    }
+    if !name
+        .chars()
+        .any(|c| c.is_alphanumeric() || c.is_ascii_punctuation())
+    {
+        return Err("Room name needs at least one letter or digit".into());
     }
     let key = fold(&name);
     Ok((name, key))
@@ -147,6 +162,21 @@ mod tests {
             "bob@x..org",
         ] {
             assert!(email(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn room_names_refuse_invisible_and_control_characters() {
+        assert!(room_name("General").is_ok());
+        assert!(room_name("Général 2").is_ok());
+        for bad in [
+            "",
+            "\u{200B}",
+            "evil\u{202E}txt",
+            "a\u{7}b",
+            "\u{301}\u{301}",
+        ] {
+            assert!(room_name(bad).is_err(), "{bad:?}");
         }
     }
 

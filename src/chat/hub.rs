@@ -36,6 +36,10 @@ pub struct CloseSignal {
 }
 
 impl CloseSignal {
+    pub fn is_closing(&self) -> bool {
+        self.kind.get().is_some()
+    }
+
     pub fn close(&self, kind: CloseKind) {
         if self.kind.set(kind).is_ok() {
             self.notify.notify_one();
@@ -195,6 +199,9 @@ impl Hub {
             let Some(entry) = state.sockets.get(socket) else {
                 continue;
             };
+            if entry.close.is_closing() {
+                continue;
+            }
             let out = Outbound::Message {
                 room_id,
                 id,

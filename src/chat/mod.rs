@@ -2,6 +2,7 @@
 //! one connection's loop, and the frames they speak.
 
 pub mod events;
+pub mod frame_guard;
 pub mod hub;
 pub mod post;
 pub mod protocol;

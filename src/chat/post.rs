@@ -29,8 +29,7 @@ pub struct Post<'a> {
 /// and publishes nothing.
 pub async fn post(db: &Db, events: &Events, post: Post<'_>) -> Result<MessageOut, PostError> {
     let body = protocol::clean_body(post.body)
-        .map_err(|(code, message)| PostError::Invalid(code, message))?
-        .to_owned();
+        .map_err(|(code, message)| PostError::Invalid(code, message))?;
     if post
         .client_id
         .as_ref()

@@ -149,9 +149,11 @@ impl CloseKind {
     }
 }
 
-/// Checks a message body: trimmed, 1 to 4,000 scalar values, newlines and
-/// tabs but no other control characters.
-pub fn clean_body(body: &str) -> Result<&str, (&'static str, &'static str)> {
+/// Checks a message body: line ends made `\n` (browsers send a textarea's
+/// as `\r\n`), trimmed, 1 to 4,000 scalar values, newlines and tabs but no
+/// other control characters.
+pub fn clean_body(body: &str) -> Result<String, (&'static str, &'static str)> {
+    let body = body.replace("\r\n", "\n").replace('\r', "\n");
     let body = body.trim();
     if body.is_empty() {
         return Err(("empty_body", "Message is empty"));
@@ -165,7 +167,7 @@ pub fn clean_body(body: &str) -> Result<&str, (&'static str, &'static str)> {
     {
         return Err(("bad_body", "Message contains control characters"));
     }
-    Ok(body)
+    Ok(body.to_owned())
 }
 
 #[cfg(test)]
@@ -230,7 +232,11 @@ mod tests {
 
     #[test]
     fn bodies_are_trimmed_and_bounded() {
-        assert_eq!(clean_body("  hi\n there\t "), Ok("hi\n there"));
+        assert_eq!(clean_body("  hi\n there\t ").as_deref(), Ok("hi\n there"));
+        assert_eq!(
+            clean_body("one\r\ntwo\rthree").as_deref(),
+            Ok("one\ntwo\nthree")
+        );
         assert!(clean_body("   ").is_err());
         assert!(clean_body(&"é".repeat(4000)).is_ok());
         assert!(clean_body(&"é".repeat(4001)).is_err());

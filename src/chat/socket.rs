@@ -6,6 +6,8 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_ws::{AggregatedMessage, CloseReason, ProtocolError};
@@ -17,6 +19,9 @@ use super::protocol::{self, ClientFrame, CloseKind, ServerFrame};
 use crate::store::{self, Db, StoreError};
 
 const PING_EVERY: Duration = Duration::from_secs(15);
+/// A peer that takes longer than this to accept one frame is not reading:
+/// its socket closes instead of holding up its own loop.
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// A peer silent for this long (no frame, no pong) is gone.
 const SILENCE_LIMIT: Duration = Duration::from_secs(45);
 /// Most rooms one socket may be joined to.
@@ -43,6 +48,8 @@ pub struct Socket {
     pub db: Db,
     pub identity: Identity,
     pub keepalive: Option<(Duration, KeepAlive)>,
+    /// Set by the frame guard when a frame header announced too much.
+    pub oversize: Arc<AtomicBool>,
 }
 
 enum Flow {
@@ -71,7 +78,7 @@ impl Socket {
             username: &id.username,
             expires_at: id.expires_at.clone(),
         };
-        if session.text(hello.to_text()).await.is_err() {
+        if send(&mut session, hello.to_text()).await.is_err() {
             return;
         }
 
@@ -100,6 +107,7 @@ impl Socket {
                             Flow::Continue => {}
                             other => break other,
                         },
+                        Err(_) if self.oversize.load(Ordering::Relaxed) => break Flow::Close(CloseKind::TooBig),
                         Err(err) => break Flow::Close(protocol_close(&err)),
                     }
                 }
@@ -108,7 +116,7 @@ impl Socket {
                     if state.floors.get(&room_id).is_some_and(|floor| msg_id <= *floor) {
                         continue;
                     }
-                    if session.text(text).await.is_err() {
+                    if send(&mut session, text).await.is_err() {
                         break Flow::Closed(None);
                     }
                 }
@@ -117,7 +125,7 @@ impl Socket {
                         tracing::debug!(socket = reg.id, "peer silent, dropping socket");
                         break Flow::Closed(None);
                     }
-                    if session.ping(b"").await.is_err() {
+                    if tokio::time::timeout(SEND_TIMEOUT, session.ping(b"")).await.map_or(true, |r| r.is_err()) {
                         break Flow::Closed(None);
                     }
                 }
@@ -139,7 +147,7 @@ impl Socket {
             Flow::Continue => None,
         };
         tracing::debug!(socket = reg.id, reason = ?reason, "socket closing");
-        let _ = session.close(reason).await;
+        let _ = tokio::time::timeout(SEND_TIMEOUT, session.close(reason)).await;
     }
 
     async fn on_frame(
@@ -151,10 +159,12 @@ impl Socket {
         match msg {
             AggregatedMessage::Text(text) => self.on_text(&text, session, state).await,
             AggregatedMessage::Binary(_) => Flow::Close(CloseKind::Binary),
-            AggregatedMessage::Ping(bytes) => match session.pong(&bytes).await {
-                Ok(()) => Flow::Continue,
-                Err(_) => Flow::Closed(None),
-            },
+            AggregatedMessage::Ping(bytes) => {
+                match tokio::time::timeout(SEND_TIMEOUT, session.pong(&bytes)).await {
+                    Ok(Ok(())) => Flow::Continue,
+                    _ => Flow::Closed(None),
+                }
+            }
             AggregatedMessage::Pong(_) => Flow::Continue,
             AggregatedMessage::Close(reason) => Flow::Closed(reason),
         }
@@ -182,7 +192,7 @@ impl Socket {
             }) => self.message(room_id, &body, client_id, state).await,
         };
         for frame in reply.0 {
-            if session.text(frame).await.is_err() {
+            if send(session, frame).await.is_err() {
                 return Flow::Closed(None);
             }
         }
@@ -273,6 +283,17 @@ impl Reply {
     }
 }
 
+/// Sends one text frame, giving up after `SEND_TIMEOUT`.
+async fn send(
+    session: &mut actix_ws::Session,
+    text: impl Into<bytestring::ByteString>,
+) -> Result<(), ()> {
+    match tokio::time::timeout(SEND_TIMEOUT, session.text(text)).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}
+
 fn unavailable(err: &StoreError) -> Reply {
     tracing::error!(error = %err, "socket request failed in the database");
     Reply::error(
@@ -284,6 +305,8 @@ fn unavailable(err: &StoreError) -> Reply {
 fn protocol_close(err: &ProtocolError) -> CloseKind {
     match err {
         ProtocolError::Overflow => CloseKind::TooBig,
+        // Reserved bits come as InvalidData too, but are a protocol error.
+        ProtocolError::Io(io) if io.to_string().contains("reserved bits") => CloseKind::Protocol,
         ProtocolError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
             CloseKind::InvalidUtf8
         }

@@ -95,8 +95,12 @@ impl Raw {
 
     fn secs(&self, key: &'static str, default: u64) -> Result<Duration, ConfigError> {
         let secs: u64 = self.parse(key, default)?;
-        if secs == 0 {
-            return Err(invalid(key, "must be a whole number of seconds above 0"));
+        // Ten years: beyond it, times overflow the stores' TTL arithmetic.
+        if secs == 0 || secs > 315_360_000 {
+            return Err(invalid(
+                key,
+                "must be a whole number of seconds from 1 to 315360000",
+            ));
         }
         Ok(Duration::from_secs(secs))
     }
@@ -159,8 +163,14 @@ impl Config {
                 "`jwt` is not supported by this build yet; use `session`",
             ));
         }
-        let bind_addr: SocketAddr =
-            raw.parse("BIND_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?;
+        let bind_addr: SocketAddr = raw
+            .parse("BIND_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))
+            .map_err(|_| {
+                invalid(
+                    "BIND_ADDR",
+                    "must be an IP address and port, e.g. 127.0.0.1:8080 or [::1]:8080",
+                )
+            })?;
         let public_origin = match raw.get("PUBLIC_ORIGIN") {
             Some(v) => PublicOrigin::parse(v).map_err(|m| invalid("PUBLIC_ORIGIN", m))?,
             None if bind_addr.ip().is_loopback() => PublicOrigin::Derived,
@@ -242,7 +252,7 @@ impl Config {
             refresh_reuse_grace: Duration::from_secs(raw.parse("REFRESH_REUSE_GRACE_SECS", 10u64)?),
             ws_auth_timeout: raw.secs("WS_AUTH_TIMEOUT_SECS", 5)?,
             trusted_proxies,
-            log_level: raw.get("LOG_LEVEL").unwrap_or("info").to_owned(),
+            log_level: log_level(raw.get("LOG_LEVEL").unwrap_or("info"))?,
         })
     }
 
@@ -307,6 +317,17 @@ fn secret(
     }
 }
 
+fn log_level(value: &str) -> Result<String, ConfigError> {
+    tracing_subscriber::EnvFilter::try_new(value)
+        .map(|_| value.to_owned())
+        .map_err(|e| {
+            invalid(
+                "LOG_LEVEL",
+                format!("`{value}` is not a log filter ({e}); try `info`"),
+            )
+        })
+}
+
 fn parse_database_url(url: &str) -> Result<PathBuf, ConfigError> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         if path.is_empty() {
@@ -335,8 +356,14 @@ fn read_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
     let mut raw = BTreeMap::new();
     for (key, value) in table {
         let name = key.to_ascii_uppercase();
-        if key != key.to_ascii_lowercase() || !keys::is_known(&name) {
+        if !keys::is_known(&name) {
             return Err(ConfigError::UnknownKey(key));
+        }
+        if key != key.to_ascii_lowercase() {
+            return Err(file_error(format!(
+                "keys are lower case in the file: write `{}`, not `{key}`",
+                key.to_ascii_lowercase()
+            )));
         }
         let value = match value {
             toml::Value::String(s) => s,

@@ -103,12 +103,16 @@ impl Cidr {
     }
 }
 
-/// `redis://user:pass@host/0` becomes `redis://host/0`.
+/// `redis://user:pass@host/0` becomes `redis://host/0`; a query string,
+/// which may carry a password too (`redis+unix:///run/r.sock?pass=…`), is
+/// dropped.
 pub fn strip_credentials(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) => {
             let _ = parsed.set_username("");
             let _ = parsed.set_password(None);
+            parsed.set_query(None);
+            parsed.set_fragment(None);
             parsed.to_string()
         }
         Err(_) => "(unparsable URL)".to_owned(),

@@ -116,3 +116,27 @@ fn redis_credentials_never_reach_the_description() {
     let d = c.describe();
     assert!(!d.contains("hunter2") && !d.contains(&secret), "{d}");
 }
+
+#[test]
+fn redis_passwords_in_the_query_string_are_dropped_too() {
+    let secret = secret::generate();
+    let c = cfg(&[
+        ("REDIS_URL", "redis+unix:///tmp/r.sock?db=0&pass=hunter2"),
+        ("SESSION_SECRET", &secret),
+    ])
+    .unwrap();
+    let shown = c.redis_url_for_logs().unwrap();
+    assert!(!shown.contains("hunter2"), "{shown}");
+}
+
+#[test]
+fn session_limits_are_bounded() {
+    assert!(err(&[("SESSION_IDLE_SECS", "99999999999999999")]).contains("SESSION_IDLE_SECS"));
+    assert!(err(&[("SESSION_MAX_SECS", "0")]).contains("SESSION_MAX_SECS"));
+}
+
+#[test]
+fn a_bad_log_filter_or_bind_address_says_how_to_fix_it() {
+    assert!(err(&[("LOG_LEVEL", "foo[[")]).contains("LOG_LEVEL"));
+    assert!(err(&[("BIND_ADDR", "localhost:8080")]).contains("127.0.0.1"));
+}

@@ -4,7 +4,7 @@
 
 use std::future::{ready, Ready};
 
-use actix_web::dev::Payload;
+use actix_web::dev::{Decompress, Payload};
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError, UrlencodedError};
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
@@ -64,12 +64,16 @@ impl FromRequest for ApiUser {
     }
 }
 
-/// Reads the whole body, refusing it once it passes the limit.
-pub async fn read_body(mut payload: web::Payload) -> Result<web::Bytes, AppError> {
+/// Reads the whole body, decompressed as its `Content-Encoding` says,
+/// refusing it once the decompressed size passes the limit.
+pub async fn read_body(req: &HttpRequest, payload: web::Payload) -> Result<web::Bytes, AppError> {
+    let mut payload = Decompress::from_headers(payload.into_inner(), req.headers());
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| AppError::BadRequest(format!("Could not read the body: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            tracing::debug!(error = %e, "request body unreadable");
+            AppError::BadRequest("The request body could not be read".into())
+        })?;
         if body.len() + chunk.len() > BODY_LIMIT {
             return Err(AppError::TooLarge);
         }
@@ -101,7 +105,10 @@ pub fn form_config() -> web::FormConfig {
             let app = match err {
                 UrlencodedError::Overflow { .. } => AppError::TooLarge,
                 UrlencodedError::ContentType => AppError::UnsupportedMediaType,
-                other => AppError::BadRequest(format!("The form could not be read: {other}")),
+                other => {
+                    tracing::debug!(error = %other, "form unreadable");
+                    AppError::BadRequest("The form could not be read".into())
+                }
             };
             respond(req, app)
         })
@@ -115,7 +122,14 @@ pub fn json_config() -> web::JsonConfig {
                 JsonPayloadError::Overflow { .. }
                 | JsonPayloadError::OverflowKnownLength { .. } => AppError::TooLarge,
                 JsonPayloadError::ContentType => AppError::UnsupportedMediaType,
-                other => AppError::BadRequest(format!("The JSON body could not be read: {other}")),
+                // serde's words describe the client's JSON, not our internals.
+                JsonPayloadError::Deserialize(e) => {
+                    AppError::BadRequest(format!("The JSON body is not valid: {e}"))
+                }
+                other => {
+                    tracing::debug!(error = %other, "JSON body unreadable");
+                    AppError::BadRequest("The JSON body could not be read".into())
+                }
             };
             respond(req, app)
         })
@@ -123,9 +137,10 @@ pub fn json_config() -> web::JsonConfig {
 
 pub fn query_config() -> web::QueryConfig {
     web::QueryConfig::default().error_handler(|err: QueryPayloadError, req| {
+        tracing::debug!(error = %err, "query string refused");
         respond(
             req,
-            AppError::BadRequest(format!("Bad query string: {err}")),
+            AppError::BadRequest("The query string is not valid".into()),
         )
     })
 }

@@ -23,8 +23,9 @@ use crate::store::Db;
 pub use error::{ApiError, AppError, PageError};
 pub use middleware::{content_security_policy, origin_guard, AccessLog, SecurityHeaders};
 
-/// Largest form or JSON body we read.
-pub const BODY_LIMIT: usize = 16 * 1024;
+/// Largest form or JSON body we read, after decompression: room for a
+/// 4,000-character message of four-byte characters, percent-encoded.
+pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// Everything a handler may need, shared by every worker.
 pub struct AppState {

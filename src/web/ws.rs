@@ -1,14 +1,23 @@
 //! `GET /ws`: the origin rule, then the credential, then the upgrade; the
 //! connection itself runs in `chat::socket`.
 
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::error::PayloadError;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use futures_util::Stream;
 
 use super::error::{ApiError, AppError};
 use super::State;
 use crate::auth::origin::carries_cookie;
 use crate::auth::session;
+use crate::chat::frame_guard::FrameGuard;
+use crate::chat::protocol::MAX_FRAME_BYTES;
 use crate::chat::socket::{Identity, KeepAlive, Socket};
 use crate::chat::CloseKind;
 
@@ -43,8 +52,16 @@ pub async fn upgrade(
             .max(Duration::from_secs(1));
         (every, check)
     });
+    // Oversized frames are refused from their header, before buffering.
+    let oversize = Arc::new(AtomicBool::new(false));
+    let guard = FrameGuard::new(body.into_inner(), MAX_FRAME_BYTES, oversize.clone());
+    let boxed: Pin<Box<dyn Stream<Item = Result<web::Bytes, PayloadError>>>> = Box::pin(guard);
+    let mut raw = Payload::Stream { payload: boxed };
+    let body = web::Payload::from_request(&req, &mut raw)
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("wrapping the socket's payload: {e}")))?;
     let (response, ws_session, stream) = actix_ws::handle(&req, body)
-        .map_err(|e| AppError::BadRequest(format!("WebSocket upgrade expected: {e}")))?;
+        .map_err(|_| AppError::BadRequest("WebSocket upgrade expected".into()))?;
     let socket = Socket {
         events: state.events.clone(),
         db: state.db.clone(),
@@ -57,6 +74,7 @@ pub async fn upgrade(
             expires_at: None,
         },
         keepalive,
+        oversize,
     };
     actix_web::rt::spawn(socket.run(ws_session, stream));
     Ok(response)

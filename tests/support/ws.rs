@@ -101,6 +101,17 @@ impl WsConn {
         self.send(Message::Continuation(Item::Last(last))).await;
     }
 
+    /// Writes raw bytes on the connection, bypassing the client's codec: for
+    /// frames no well-behaved client would send.
+    pub async fn send_raw_bytes(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        let io = self.framed.io_mut();
+        tokio::time::timeout(Duration::from_secs(5), io.write_all(bytes))
+            .await
+            .expect("writing raw bytes timed out")
+            .expect("writing raw bytes failed");
+    }
+
     /// Sends any frame, control frames included.
     pub async fn send(&mut self, message: Message) {
         tokio::time::timeout(Duration::from_secs(5), self.framed.send(message))

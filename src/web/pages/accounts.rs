@@ -190,9 +190,9 @@ async fn login_form_post(
     state: &State,
     payload: web::Payload,
 ) -> Result<HttpResponse, PageError> {
-    let body = read_body(payload).await?;
+    let body = read_body(req, payload).await?;
     let form: LoginForm = serde_urlencoded::from_bytes(&body)
-        .map_err(|e| AppError::BadRequest(format!("The form could not be read: {e}")))?;
+        .map_err(|_| AppError::BadRequest("The form could not be read".into()))?;
     verify_csrf(req, state, None, form.csrf_token.as_deref())?;
     let next = safe_next(form.next.as_deref()).to_owned();
     match check_password(state, &form.email, &form.password).await? {
@@ -216,7 +216,7 @@ async fn login_json(
     state: &State,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_body(payload).await?;
+    let body = read_body(req, payload).await?;
     let login: LoginJson = serde_json::from_slice(&body)
         .map_err(|e| AppError::BadRequest(format!("Expected {{\"email\",\"password\"}}: {e}")))?;
     match check_password(state, &login.email, &login.password).await? {
