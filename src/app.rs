@@ -95,11 +95,9 @@ fn session_secret(config: &Config) -> anyhow::Result<Secret> {
 async fn session_backend(config: &Config, db: &Db) -> anyhow::Result<SessionBackend> {
     match (&config.redis_url, config.redis_url_for_logs()) {
         (Some(url), Some(shown)) => {
-            let store = TimedRedisStore::connect(url.expose())
-                .await
-                .with_context(|| {
-                    format!("cannot reach Redis at {shown}; it holds the sessions (REDIS_URL)")
-                })?;
+            let store = TimedRedisStore::connect(url).await.with_context(|| {
+                format!("cannot reach Redis at {shown}; it holds the sessions (REDIS_URL)")
+            })?;
             Ok(SessionBackend::Redis(store))
         }
         _ => {
@@ -182,6 +180,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
             .app_data(data.clone())
             .configure(web::routes)
             .wrap(session_mw)
+            .wrap(from_fn(web::store_failures))
             .wrap(from_fn(web::origin_guard))
             .wrap(from_fn(web::SecurityHeaders::handle))
             .wrap(from_fn(web::AccessLog::handle))

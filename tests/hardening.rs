@@ -116,3 +116,49 @@ async fn a_socket_closes_with_session_expired_when_its_session_record_is_gone() 
     })
     .await;
 }
+
+#[actix_rt::test]
+async fn losing_redis_answers_503_quickly_and_recovers_when_it_returns() {
+    run(async {
+        let mut app = TestApp::spawn(Store::Redis).await;
+        let mut ann = user(&app, "ann").await;
+        // Probes come from orchestrators, without cookies.
+        let mut probe = Browser::new(&app);
+        assert_eq!(probe.get("/readyz").await.status, 200);
+        app.redis_mut().expect("a Redis app").stop();
+
+        let started = std::time::Instant::now();
+        let page = ann.get("/rooms").await;
+        assert_eq!(page.status, 503, "{}", page.body);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            started.elapsed()
+        );
+        let api = ann.get("/api/me").await;
+        assert_eq!(api.status, 503);
+        let body: serde_json::Value = serde_json::from_str(&api.body).unwrap();
+        assert_eq!(body["error"], "service_unavailable");
+        assert_eq!(probe.get("/readyz").await.status, 503);
+        assert_eq!(probe.get("/healthz").await.status, 200);
+
+        app.redis_mut().expect("a Redis app").restart();
+        // The client reconnects by itself; the session itself was lost with
+        // Redis's memory (no persistence in the test server), so log in again.
+        let mut ready = false;
+        for _ in 0..50 {
+            if probe.get("/readyz").await.status == 200 {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(ready, "readyz did not recover");
+        let page = ann.get("/rooms").await;
+        assert_eq!(
+            page.status, 303,
+            "no session after Redis lost its data: to the login page"
+        );
+    })
+    .await;
+}

@@ -21,7 +21,7 @@ use std::time::Duration;
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use diesel::sqlite::SqliteConnection;
-use diesel::Connection;
+use diesel::{Connection, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 pub use error::StoreError;
@@ -100,6 +100,12 @@ impl Db {
         .await
         .map_err(|e| StoreError::Other(anyhow::anyhow!("database task failed: {e}")))?
     }
+}
+
+/// A trivial query: proves the database answers.
+pub fn ping(conn: &mut Conn) -> Result<(), StoreError> {
+    diesel::sql_query("SELECT 1").execute(conn)?;
+    Ok(())
 }
 
 /// Now, in Unix milliseconds, the unit of every time column.

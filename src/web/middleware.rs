@@ -113,6 +113,38 @@ impl SecurityHeaders {
     }
 }
 
+/// actix-session answers any session-store failure with an opaque 500 from
+/// inside its middleware. The store is a backing service: its failure is a
+/// 503 the client can retry, in the format the route speaks.
+pub async fn store_failures(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let json = speaks_json(req.request());
+    match next.call(req).await {
+        Err(err) if err.as_response_error().status_code().is_server_error() => {
+            let cause = AppError::Unavailable(anyhow::anyhow!("session store: {err}"));
+            Err(if json {
+                ApiError(cause).into()
+            } else {
+                PageError(cause).into()
+            })
+        }
+        other => other,
+    }
+}
+
+/// Whether a route answers in JSON: the API, the token endpoints, and any
+/// request that sent JSON.
+fn speaks_json(req: &actix_web::HttpRequest) -> bool {
+    req.path().starts_with("/api/")
+        || req.path().starts_with("/auth/")
+        || req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
+}
+
 /// The origin rule: an unsafe request that carries a cookie must come from
 /// our origin. Runs before the session is loaded, so refusals cost no store
 /// read. The WebSocket upgrade (a GET) is checked in its handler.
@@ -127,13 +159,7 @@ pub async fn origin_guard(
             .is_some_and(|s| s.auth.origin.is_same_origin(req.headers()));
         if !allowed {
             tracing::info!("cross-site request refused");
-            let api = req.path().starts_with("/api/")
-                || req.path().starts_with("/auth/")
-                || req
-                    .headers()
-                    .get(header::CONTENT_TYPE)
-                    .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-            let response = if api {
+            let response = if speaks_json(req.request()) {
                 ApiError(AppError::bad_origin()).error_response()
             } else {
                 PageError(AppError::bad_origin()).error_response()

@@ -5,6 +5,7 @@ mod api;
 mod assets;
 mod error;
 mod extract;
+mod health;
 mod middleware;
 mod pages;
 mod templates;
@@ -21,7 +22,9 @@ use crate::store::kv::SessionBackend;
 use crate::store::Db;
 
 pub use error::{ApiError, AppError, PageError};
-pub use middleware::{content_security_policy, origin_guard, AccessLog, SecurityHeaders};
+pub use middleware::{
+    content_security_policy, origin_guard, store_failures, AccessLog, SecurityHeaders,
+};
 
 /// Largest form or JSON body we read, after decompression: room for a
 /// 4,000-character message of four-byte characters, percent-encoded.
@@ -46,6 +49,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .app_data(extract::path_config())
         .app_data(web::PayloadConfig::new(BODY_LIMIT))
         .route("/", web::get().to(pages::home))
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
         .route("/register", web::get().to(pages::accounts::register_form))
         .route("/register", web::post().to(pages::accounts::register))
         .route("/login", web::get().to(pages::accounts::login_form))
