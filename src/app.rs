@@ -8,15 +8,23 @@ use actix_session::config::{CookieContentSecurity, PersistentSession, TtlExtensi
 use actix_session::SessionMiddleware;
 use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::ServerHandle;
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{from_fn, Condition};
 use actix_web::{web as aweb, App, HttpServer};
 use anyhow::Context;
 
-use crate::auth::{csrf::Csrf, origin::OriginPolicy, password::Hasher, session, Auth};
-use crate::chat::{CloseKind, Events, Hub};
-use crate::config::{secret, Config, Secret};
-use crate::store::kv::{DbSessionStore, SessionBackend, TimedRedisStore};
-use crate::store::Db;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::auth::jwt::Tokens;
+use crate::auth::revocation::RevocationView;
+use crate::auth::tokens::Lifetimes;
+use crate::auth::{csrf::Csrf, origin::OriginPolicy, password::Hasher, session, Auth, TokenAuth};
+use crate::chat::events::Listener;
+use crate::chat::{CloseKind, Event, Events, Hub};
+use crate::config::{secret, AuthMode, Config, Secret};
+use crate::store::kv::{DbSessionStore, DenyStore, SessionBackend, TimedRedisStore};
+use crate::store::{self, Db};
 use crate::web::{self, AppState};
 
 /// A started server.
@@ -75,12 +83,16 @@ fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The session secret: configured, or generated once into the data folder.
-fn session_secret(config: &Config) -> anyhow::Result<Secret> {
-    if let Some(s) = &config.session_secret {
+/// A secret: configured, or generated once into the data folder.
+fn secret_or_file(
+    config: &Config,
+    configured: &Option<Secret>,
+    file: &str,
+) -> anyhow::Result<Secret> {
+    if let Some(s) = configured {
         return Ok(s.clone());
     }
-    let path = config.data_dir.join("session_secret");
+    let path = config.data_dir.join(file);
     let secret = secret::load_or_generate(&path)
         .with_context(|| format!("reading or creating {}", path.display()))?;
     if secret.expose().len() < 64 || secret::is_weak(secret.expose()) {
@@ -92,12 +104,33 @@ fn session_secret(config: &Config) -> anyhow::Result<Secret> {
     Ok(secret)
 }
 
+/// What Redis holds, for the startup error when it cannot be reached.
+const REDIS_ROLE: &str =
+    "it holds the sessions, the token deny-list and the event channel between instances (REDIS_URL)";
+
+/// A Redis connection with a response timeout, so a stalled Redis fails
+/// requests quickly instead of hanging them.
+async fn redis_connection(url: &str) -> anyhow::Result<(redis::Client, ConnectionManager)> {
+    let client = redis::Client::open(url)?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Duration::from_secs(3))
+        .set_response_timeout(Duration::from_secs(2))
+        .set_number_of_retries(2);
+    let conn = tokio::time::timeout(
+        Duration::from_secs(5),
+        ConnectionManager::new_with_config(client.clone(), config),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("no answer within 5 seconds"))??;
+    Ok((client, conn))
+}
+
 async fn session_backend(config: &Config, db: &Db) -> anyhow::Result<SessionBackend> {
     match (&config.redis_url, config.redis_url_for_logs()) {
         (Some(url), Some(shown)) => {
-            let store = TimedRedisStore::connect(url).await.with_context(|| {
-                format!("cannot reach Redis at {shown}; it holds the sessions (REDIS_URL)")
-            })?;
+            let store = TimedRedisStore::connect(url)
+                .await
+                .with_context(|| format!("cannot reach Redis at {shown}; {REDIS_ROLE}"))?;
             Ok(SessionBackend::Redis(store))
         }
         _ => {
@@ -112,11 +145,19 @@ async fn session_backend(config: &Config, db: &Db) -> anyhow::Result<SessionBack
 pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     create_private_dir(&config.data_dir)
         .with_context(|| format!("creating DATA_DIR {}", config.data_dir.display()))?;
-    let secret = session_secret(&config)?;
+    let secret = secret_or_file(&config, &config.session_secret, "session_secret")?;
     let path = config.sqlite_path.clone();
     let db = tokio::task::spawn_blocking(move || Db::open_sqlite(&path))
         .await?
         .with_context(|| format!("opening the database {}", config.sqlite_path.display()))?;
+    let redis = match (&config.redis_url, config.redis_url_for_logs()) {
+        (Some(url), Some(shown)) => Some(
+            redis_connection(url.expose())
+                .await
+                .with_context(|| format!("cannot reach Redis at {shown}; {REDIS_ROLE}"))?,
+        ),
+        _ => None,
+    };
     let sessions = session_backend(&config, &db).await?;
 
     let listener = TcpListener::bind(config.bind_addr)
@@ -131,6 +172,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
             "BCRYPT_COST below 10 is for tests only"
         );
     }
+    let view = Arc::new(RevocationView::default());
+    let tokens = match config.auth_mode {
+        AuthMode::Session => None,
+        AuthMode::Jwt => Some(token_auth(&config, &db, redis.as_ref(), view.clone()).await?),
+    };
     let cookie_key = Key::derive_from(secret.expose().as_bytes());
     let limits = session::Limits {
         idle: config.session_idle,
@@ -143,22 +189,36 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         origin: origin.clone(),
         hasher: Hasher::new(config.bcrypt_cost),
         cookie_key: cookie_key.clone(),
+        tokens,
+        view: view.clone(),
+        db: db.clone(),
     };
     let hub = Arc::new(Hub::default());
+    let mut events = Events::in_process(hub.clone()).with_listener(view_listener(view, &config));
+    if let Some((client, conn)) = redis {
+        events = events.with_redis(client, conn);
+    }
     let state = Arc::new(AppState {
         db,
         auth,
-        events: Events::in_process(hub.clone()),
+        events,
         sessions: sessions.clone(),
         csp: web::content_security_policy(&origins),
+        ws_auth_timeout: config.ws_auth_timeout,
     });
 
     tracing::info!(config = %config.describe(), "configuration");
-    tracing::info!(store = sessions.name(), "session store");
+    tracing::info!(
+        mode = %config.auth_mode,
+        sessions = sessions.name(),
+        events = if config.redis_url.is_some() { "redis pub/sub" } else { "in process" },
+        "stores"
+    );
 
     let idle = actix_web::cookie::time::Duration::seconds(
         i64::try_from(config.session_idle.as_secs()).unwrap_or(i64::MAX),
     );
+    let session_mode = config.auth_mode == AuthMode::Session;
     let data = aweb::Data::new(state);
     let server = HttpServer::new(move || {
         let session_mw = SessionMiddleware::builder(sessions.clone(), cookie_key.clone())
@@ -179,7 +239,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         App::new()
             .app_data(data.clone())
             .configure(web::routes)
-            .wrap(session_mw)
+            .wrap(Condition::new(session_mode, session_mw))
             .wrap(from_fn(web::store_failures))
             .wrap(from_fn(web::origin_guard))
             .wrap(from_fn(web::SecurityHeaders::handle))
@@ -201,4 +261,90 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         hub,
         task,
     })
+}
+
+/// Token mode's state: keys, lifetimes, the deny-list store, and the local
+/// revocation view filled from the stores.
+async fn token_auth(
+    config: &Config,
+    db: &Db,
+    redis: Option<&(redis::Client, ConnectionManager)>,
+    view: Arc<RevocationView>,
+) -> anyhow::Result<TokenAuth> {
+    let access = secret_or_file(config, &config.jwt_secret, "jwt_secret")?;
+    let refresh = secret_or_file(config, &config.jwt_refresh_secret, "jwt_refresh_secret")?;
+    if access.expose() == refresh.expose() {
+        anyhow::bail!("JWT_SECRET and JWT_REFRESH_SECRET must differ");
+    }
+    let deny = match redis {
+        Some((_, conn)) => DenyStore::Redis(conn.clone()),
+        None => DenyStore::Embedded(db.clone()),
+    };
+    let tokens = TokenAuth {
+        tokens: Tokens::new(
+            access.expose().as_bytes(),
+            refresh.expose().as_bytes(),
+            config.jwt_leeway,
+        ),
+        view,
+        db: db.clone(),
+        deny,
+        life: Lifetimes {
+            access: config.access_token,
+            refresh: config.refresh_token,
+            family_max: config.refresh_family_max,
+            reuse_grace: config.refresh_reuse_grace,
+            leeway: config.jwt_leeway,
+        },
+    };
+    tokens.load_view().await.context("loading revoked tokens")?;
+    spawn_token_upkeep(db.clone(), tokens.view.clone(), config.refresh_reuse_grace);
+    Ok(tokens)
+}
+
+/// Keeps the revocation view in step with events from every instance.
+fn view_listener(view: Arc<RevocationView>, config: &Config) -> Listener {
+    let memory = config.access_token + config.jwt_leeway + Duration::from_secs(1);
+    Arc::new(move |event: &Event| {
+        let until = crate::store::now_ms()
+            .saturating_add(i64::try_from(memory.as_millis()).unwrap_or(i64::MAX));
+        match event {
+            Event::TokenDenied { jti, expires_ms } => view.deny_jti(jti, *expires_ms),
+            Event::Revoke {
+                handle: Some(handle),
+                ..
+            } => view.revoke_family(handle, until),
+            Event::ValidAfter { user_id, at } => view.set_valid_after(*user_id, *at),
+            _ => {}
+        }
+    })
+}
+
+/// Forgets expired revocations, and purges expired refresh tokens and
+/// deny-list rows, now and then.
+fn spawn_token_upkeep(db: Db, view: Arc<RevocationView>, grace: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        let mut rounds = 0u32;
+        loop {
+            tick.tick().await;
+            view.prune();
+            rounds = rounds.wrapping_add(1);
+            if rounds % 10 != 1 {
+                continue;
+            }
+            let keep = i64::try_from(grace.as_millis()).unwrap_or(0);
+            let purged = db
+                .run(move |c| {
+                    let now = crate::store::now_ms();
+                    Ok(store::refresh::purge(c, now, keep)? + store::revoked::purge(c, now)?)
+                })
+                .await;
+            match purged {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(purged = n, "expired token rows removed"),
+                Err(e) => tracing::warn!(error = %e, "could not purge expired token rows"),
+            }
+        }
+    });
 }

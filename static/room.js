@@ -280,14 +280,24 @@
     retryTimer = setTimeout(connect, delay);
   }
 
-  // Resolves to the HTTP status of POST /auth/refresh, or 0 on a network error.
+  // POST /auth/refresh: the refresh cookie rotates the pair and the answer
+  // sets new cookies. Resolves to the HTTP status (0 on a network error);
+  // the new access token, when there is one, goes to `freshToken`.
+  let freshToken = null;
   function refreshToken() {
+    freshToken = null;
     return fetch('/auth/refresh', {
       method: 'POST',
       credentials: 'same-origin',
       headers: { 'Content-Type': 'application/json' },
       body: '{}',
-    }).then((res) => res.status, () => 0);
+    }).then(function (res) {
+      if (!res.ok) return res.status;
+      return res.json().then(function (body) {
+        freshToken = body && typeof body.accessToken === 'string' ? body.accessToken : null;
+        return res.status;
+      }, function () { return res.status; });
+    }, function () { return 0; });
   }
 
   function refreshAndReconnect() {
@@ -301,8 +311,10 @@
     });
   }
 
-  // Token mode: refresh about 60 s before the access token expires and move
-  // to a new socket that carries the new cookie.
+  // Token mode: refresh about 60 s before the access token expires and hand
+  // the new token to the open socket with `authenticate`, which extends it
+  // (the server answers `authenticated` with the new expiry). Without an
+  // open socket, the next connection carries the new cookie anyway.
   function onExpiresAt(date) {
     clearTimeout(expiryTimer);
     const left = date.getTime() - Date.now();
@@ -316,8 +328,12 @@
       refreshToken().then(function (status) {
         if (status === 401) return goToLogin();
         if (status < 200 || status >= 300 || leaving) return; // keep the socket; see above
-        dropSocket();
-        connect();
+        if (freshToken && ws && ws.readyState === WebSocket.OPEN) {
+          ws.send(JSON.stringify({ type: 'authenticate', token: freshToken }));
+        } else {
+          dropSocket();
+          connect();
+        }
       });
     }, wait);
   }

@@ -4,9 +4,9 @@
 mod support;
 
 use awc::http::Method;
-use support::{both_stores, user, Body, OriginHeader, Store, TestApp};
+use support::{all_modes, user, Body, Mode, OriginHeader, TestApp};
 
-both_stores!(
+all_modes!(
     a_form_without_csrf_token_is_forbidden,
     a_csrf_token_from_another_session_is_forbidden,
     a_csrf_token_from_before_login_is_not_accepted_after,
@@ -36,8 +36,8 @@ fn fields(name: &str, token: Option<&str>) -> Vec<(String, String)> {
     fields
 }
 
-async fn a_form_without_csrf_token_is_forbidden(store: Store) {
-    let app = TestApp::spawn(store).await;
+async fn a_form_without_csrf_token_is_forbidden(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
     let mut alice = user(&app, "alice").await;
     let page = create_room_with(&mut alice, &[], fields("lobby", None)).await;
     page.assert_status(403);
@@ -45,8 +45,8 @@ async fn a_form_without_csrf_token_is_forbidden(store: Store) {
     page.assert_status(403);
 }
 
-async fn a_csrf_token_from_another_session_is_forbidden(store: Store) {
-    let app = TestApp::spawn(store).await;
+async fn a_csrf_token_from_another_session_is_forbidden(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
     let mut alice = user(&app, "alice").await;
     let mut bob = user(&app, "bob").await;
     let bobs_token = bob.get("/rooms").await.csrf();
@@ -57,8 +57,8 @@ async fn a_csrf_token_from_another_session_is_forbidden(store: Store) {
     page.assert_status(303);
 }
 
-async fn a_csrf_token_from_before_login_is_not_accepted_after(store: Store) {
-    let app = TestApp::spawn(store).await;
+async fn a_csrf_token_from_before_login_is_not_accepted_after(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
     user(&app, "alice").await.logout().await;
     let mut alice = support::Browser::new(&app);
     let anonymous_token = alice.get("/login").await.csrf();
@@ -67,8 +67,8 @@ async fn a_csrf_token_from_before_login_is_not_accepted_after(store: Store) {
     page.assert_status(403);
 }
 
-async fn a_foreign_origin_is_forbidden(store: Store) {
-    let app = TestApp::spawn(store).await;
+async fn a_foreign_origin_is_forbidden(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
     let mut alice = user(&app, "alice").await;
     let token = alice.get("/rooms").await.csrf();
     alice.origin_header = OriginHeader::Other("http://evil.example".to_owned());
@@ -81,8 +81,8 @@ async fn a_foreign_origin_is_forbidden(store: Store) {
     page.assert_status(403);
 }
 
-async fn no_origin_but_same_origin_fetch_metadata_is_accepted(store: Store) {
-    let app = TestApp::spawn(store).await;
+async fn no_origin_but_same_origin_fetch_metadata_is_accepted(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
     let mut alice = user(&app, "alice").await;
     let token = alice.get("/rooms").await.csrf();
     alice.origin_header = OriginHeader::Absent;
@@ -91,8 +91,8 @@ async fn no_origin_but_same_origin_fetch_metadata_is_accepted(store: Store) {
     page.assert_status(303);
 }
 
-async fn no_origin_and_no_fetch_metadata_with_a_cookie_is_forbidden(store: Store) {
-    let app = TestApp::spawn(store).await;
+async fn no_origin_and_no_fetch_metadata_with_a_cookie_is_forbidden(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
     let mut alice = user(&app, "alice").await;
     let token = alice.get("/rooms").await.csrf();
     alice.origin_header = OriginHeader::Absent;
@@ -100,8 +100,8 @@ async fn no_origin_and_no_fetch_metadata_with_a_cookie_is_forbidden(store: Store
     page.assert_status(403);
 }
 
-async fn cross_site_fetch_metadata_is_forbidden(store: Store) {
-    let app = TestApp::spawn(store).await;
+async fn cross_site_fetch_metadata_is_forbidden(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
     let mut alice = user(&app, "alice").await;
     let token = alice.get("/rooms").await.csrf();
     alice.origin_header = OriginHeader::Absent;
@@ -112,8 +112,8 @@ async fn cross_site_fetch_metadata_is_forbidden(store: Store) {
     }
 }
 
-async fn an_anonymous_login_form_needs_its_nonce_cookie(store: Store) {
-    let app = TestApp::spawn(store).await;
+async fn an_anonymous_login_form_needs_its_nonce_cookie(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
     user(&app, "alice").await;
     let mut browser = support::Browser::new(&app);
     let token = browser.get("/login").await.csrf();

@@ -11,13 +11,18 @@ use std::time::Duration;
 use serde_json::json;
 use support::*;
 
-both_stores!(
-    an_open_socket_keeps_its_idle_session_alive,
-    a_frame_header_announcing_more_than_64_kib_closes_with_1009_at_once,
-    a_frame_with_reserved_bits_closes_with_1002,
-    a_multi_line_form_post_keeps_its_lines,
-    a_gzip_encoded_json_login_is_read_like_a_plain_one,
-);
+both_stores!(an_open_socket_keeps_its_idle_session_alive);
+
+mod every_mode {
+    use super::*;
+
+    all_modes!(
+        a_frame_header_announcing_more_than_64_kib_closes_with_1009_at_once,
+        a_frame_with_reserved_bits_closes_with_1002,
+        a_multi_line_form_post_keeps_its_lines,
+        a_gzip_encoded_json_login_is_read_like_a_plain_one,
+    );
+}
 
 async fn an_open_socket_keeps_its_idle_session_alive(store: Store) {
     let app = TestApp::spawn_with(
@@ -44,8 +49,10 @@ fn header(len: u64) -> Vec<u8> {
     out
 }
 
-async fn a_frame_header_announcing_more_than_64_kib_closes_with_1009_at_once(store: Store) {
-    let app = TestApp::spawn(store).await;
+pub(crate) async fn a_frame_header_announcing_more_than_64_kib_closes_with_1009_at_once(
+    mode: Mode,
+) {
+    let app = TestApp::spawn(mode).await;
     let ann = user(&app, "ann").await;
     let (mut ws, _) = ws_authenticated(&app, &ann).await;
     ws.send_raw_bytes(&header(1 << 40)).await;
@@ -56,8 +63,8 @@ async fn a_frame_header_announcing_more_than_64_kib_closes_with_1009_at_once(sto
     assert_eq!(code, 1009);
 }
 
-async fn a_frame_with_reserved_bits_closes_with_1002(store: Store) {
-    let app = TestApp::spawn(store).await;
+pub(crate) async fn a_frame_with_reserved_bits_closes_with_1002(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
     let ann = user(&app, "ann").await;
     let (mut ws, _) = ws_authenticated(&app, &ann).await;
     // FIN + RSV1 + text, masked, empty payload.
@@ -66,8 +73,8 @@ async fn a_frame_with_reserved_bits_closes_with_1002(store: Store) {
     assert_eq!(code, 1002);
 }
 
-async fn a_multi_line_form_post_keeps_its_lines(store: Store) {
-    let app = TestApp::spawn(store).await;
+pub(crate) async fn a_multi_line_form_post_keeps_its_lines(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
     let mut ann = user(&app, "ann").await;
     let room = create_room(&mut ann, "lines").await;
     // Browsers send a textarea's line ends as CRLF.
@@ -77,8 +84,8 @@ async fn a_multi_line_form_post_keeps_its_lines(store: Store) {
     assert_eq!(messages.last().unwrap()["body"], "line one\nline two");
 }
 
-async fn a_gzip_encoded_json_login_is_read_like_a_plain_one(store: Store) {
-    let app = TestApp::spawn(store).await;
+pub(crate) async fn a_gzip_encoded_json_login_is_read_like_a_plain_one(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
     user(&app, "ann").await;
     let body = json!({"email": "ann@example.com", "password": PASSWORD}).to_string();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());

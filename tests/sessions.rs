@@ -1,6 +1,7 @@
-//! The session behind the cookie: its attributes, its renewal at login,
-//! its record deleted at logout, idle expiry, and no state for anonymous
-//! visitors.
+//! Session mode's own mechanism: the cookie's attributes, its renewal at
+//! login, its record deleted at logout, and idle expiry. (What logging in
+//! and out does in either mode is in `accounts.rs`; token mode's own
+//! mechanism is in `tokens.rs`.)
 
 mod support;
 
@@ -13,8 +14,6 @@ both_stores!(
     the_session_cookie_is_http_only_secure_lax_and_site_wide,
     a_session_id_planted_before_login_is_replaced,
     logging_out_deletes_the_session_and_the_old_cookie_stops_working,
-    logging_out_without_a_session_goes_to_login,
-    logging_out_with_a_bad_csrf_token_is_forbidden,
     anonymous_visitors_leave_no_session_behind,
     an_idle_session_ends,
 );
@@ -101,23 +100,6 @@ async fn logging_out_deletes_the_session_and_the_old_cookie_stops_working(store:
     let mut replay = saved;
     assert_login_redirect(&replay.get("/rooms").await, "/rooms");
     assert_eq!(replay.get("/api/me").await.status, 401);
-}
-
-async fn logging_out_without_a_session_goes_to_login(store: Store) {
-    let app = TestApp::spawn(store).await;
-    let mut anonymous = Browser::new(&app);
-    let page = anonymous.submit("/login", "/logout", &[]).await;
-    page.assert_see_other("/login");
-}
-
-async fn logging_out_with_a_bad_csrf_token_is_forbidden(store: Store) {
-    let app = TestApp::spawn(store).await;
-    let mut alice = user(&app, "alice").await;
-    let page = alice
-        .post_form("/logout", &[("csrf_token", "not-a-token")])
-        .await;
-    page.assert_status(403);
-    alice.get("/rooms").await.assert_status(200);
 }
 
 async fn anonymous_visitors_leave_no_session_behind(store: Store) {

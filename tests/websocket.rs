@@ -1,4 +1,4 @@
-//! The WebSocket endpoint: who may upgrade, joining and leaving rooms,
+//! The WebSocket endpoint, in both modes: who may upgrade, joining and leaving rooms,
 //! fan-out, catch-up, idempotent resends, and frame errors that leave the
 //! socket open.
 
@@ -8,18 +8,18 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::{
-    both_stores, create_room, history, post_message, user, ws_authenticated, ws_connect, ws_joined,
-    Browser, Store, TestApp,
+    all_modes, create_room, history, post_message, user, ws_authenticated, ws_connect, ws_joined,
+    Auth, Browser, Mode, TestApp,
 };
 
 const WAIT: Duration = Duration::from_secs(5);
 /// How long a socket is watched to show that nothing arrives.
 const QUIET: Duration = Duration::from_millis(500);
 
-both_stores!(
-    an_upgrade_with_a_session_cookie_is_authenticated_first,
-    an_upgrade_without_a_cookie_is_refused_with_401,
-    an_upgrade_with_a_logged_out_cookie_is_refused_with_401,
+all_modes!(
+    an_upgrade_with_a_login_cookie_is_authenticated_first,
+    an_upgrade_without_a_credential_is_not_authenticated,
+    an_upgrade_with_a_logged_out_cookie_is_refused,
     an_upgrade_from_another_origin_is_refused_with_403,
     a_message_reaches_the_sockets_in_its_room_only,
     joining_with_after_id_sends_newer_messages_oldest_first,
@@ -35,34 +35,69 @@ fn message(room: i64, body: &str) -> serde_json::Value {
     json!({"type": "message", "roomId": room, "body": body})
 }
 
-async fn an_upgrade_with_a_session_cookie_is_authenticated_first(store: Store) {
-    let app = TestApp::spawn(store).await;
+async fn an_upgrade_with_a_login_cookie_is_authenticated_first(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
     let mut alice = user(&app, "alice").await;
     let me = alice.get("/api/me").await.json();
     let (_ws, hello) = ws_authenticated(&app, &alice).await;
     assert_eq!(hello["userId"], me["id"], "{hello}");
     assert_eq!(hello["username"], "alice", "{hello}");
-    assert!(hello.get("expiresAt").is_none(), "session mode: {hello}");
+    match mode.auth {
+        Auth::Session => assert!(hello.get("expiresAt").is_none(), "{hello}"),
+        Auth::Jwt => {
+            let access = alice.access_token().expect("an access cookie");
+            let exp = support::tokens::time_claim(&access, "exp");
+            let expires_at = hello["expiresAt"].as_str().expect("expiresAt");
+            let parsed = time::OffsetDateTime::parse(
+                expires_at,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .unwrap_or_else(|e| panic!("expiresAt {expires_at} is not RFC 3339: {e}"));
+            assert_eq!(parsed.unix_timestamp(), exp, "{hello}");
+        }
+    }
 }
 
-async fn an_upgrade_without_a_cookie_is_refused_with_401(store: Store) {
-    let app = TestApp::spawn(store).await;
+async fn an_upgrade_without_a_credential_is_not_authenticated(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    let mut alice = user(&app, "alice").await;
+    let room = create_room(&mut alice, "lobby").await;
     let anonymous = Browser::new(&app);
-    let refused = ws_connect(&app, &anonymous, Some(&app.origin())).await;
-    assert_eq!(refused.err(), Some(401));
+    let upgraded = ws_connect(&app, &anonymous, Some(&app.origin())).await;
+    match mode.auth {
+        Auth::Session => assert_eq!(upgraded.err(), Some(401)),
+        Auth::Jwt => {
+            // The socket opens and waits for `authenticate`; nothing else
+            // is served meanwhile.
+            let mut ws = upgraded.unwrap_or_else(|status| panic!("upgrade refused: {status}"));
+            ws.send_json(json!({"type": "join", "roomId": room})).await;
+            let refused = ws.next_json(WAIT).await;
+            assert_eq!(
+                refused,
+                json!({"type": "error", "code": "not_authenticated", "message": "Not authenticated"})
+            );
+            ws.expect_silence(QUIET).await;
+        }
+    }
 }
 
-async fn an_upgrade_with_a_logged_out_cookie_is_refused_with_401(store: Store) {
-    let app = TestApp::spawn(store).await;
+async fn an_upgrade_with_a_logged_out_cookie_is_refused(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
     let mut alice = user(&app, "alice").await;
     let saved = alice.fork();
     alice.logout().await;
-    let refused = ws_connect(&app, &saved, Some(&app.origin())).await;
-    assert_eq!(refused.err(), Some(401));
+    let upgraded = ws_connect(&app, &saved, Some(&app.origin())).await;
+    match mode.auth {
+        Auth::Session => assert_eq!(upgraded.err(), Some(401)),
+        Auth::Jwt => {
+            let mut ws = upgraded.unwrap_or_else(|status| panic!("upgrade refused: {status}"));
+            ws.expect_auth_error("Invalid token", WAIT).await;
+        }
+    }
 }
 
-async fn an_upgrade_from_another_origin_is_refused_with_403(store: Store) {
-    let app = TestApp::spawn(store).await;
+async fn an_upgrade_from_another_origin_is_refused_with_403(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
     let alice = user(&app, "alice").await;
     let refused = ws_connect(&app, &alice, Some("http://evil.example")).await;
     assert_eq!(refused.err(), Some(403));
@@ -70,8 +105,8 @@ async fn an_upgrade_from_another_origin_is_refused_with_403(store: Store) {
     assert_eq!(refused.err(), Some(403), "a cookie without an Origin");
 }
 
-async fn a_message_reaches_the_sockets_in_its_room_only(store: Store) {
-    let app = TestApp::spawn(store).await;
+async fn a_message_reaches_the_sockets_in_its_room_only(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
     let mut alice = user(&app, "alice").await;
     let mut carol = user(&app, "carol").await;
     let bob = user(&app, "bob").await;
@@ -106,8 +141,8 @@ async fn a_message_reaches_the_sockets_in_its_room_only(store: Store) {
     carol_ws.expect_silence(QUIET).await;
 }
 
-async fn joining_with_after_id_sends_newer_messages_oldest_first(store: Store) {
-    let app = TestApp::spawn(store).await;
+async fn joining_with_after_id_sends_newer_messages_oldest_first(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
     let mut alice = user(&app, "alice").await;
     let room = create_room(&mut alice, "lobby").await;
     for n in 1..=3 {
@@ -135,8 +170,8 @@ async fn joining_with_after_id_sends_newer_messages_oldest_first(store: Store) {
     ws.expect_silence(QUIET).await;
 }
 
-async fn a_resent_client_id_is_acknowledged_again_and_stored_once(store: Store) {
-    let app = TestApp::spawn(store).await;
+async fn a_resent_client_id_is_acknowledged_again_and_stored_once(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
     let mut alice = user(&app, "alice").await;
     let room = create_room(&mut alice, "lobby").await;
     let mut ws = ws_joined(&app, &alice, room).await;
@@ -152,8 +187,8 @@ async fn a_resent_client_id_is_acknowledged_again_and_stored_once(store: Store) 
     assert_eq!(history(&mut alice, room, "").await.len(), 1);
 }
 
-async fn a_message_to_a_room_not_joined_is_an_error_and_the_socket_stays_open(store: Store) {
-    let app = TestApp::spawn(store).await;
+async fn a_message_to_a_room_not_joined_is_an_error_and_the_socket_stays_open(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
     let mut alice = user(&app, "alice").await;
     let room = create_room(&mut alice, "lobby").await;
     let (mut ws, _) = ws_authenticated(&app, &alice).await;
@@ -168,8 +203,8 @@ async fn a_message_to_a_room_not_joined_is_an_error_and_the_socket_stays_open(st
     assert!(history(&mut alice, room, "").await.is_empty());
 }
 
-async fn joining_an_unknown_room_is_an_error(store: Store) {
-    let app = TestApp::spawn(store).await;
+async fn joining_an_unknown_room_is_an_error(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
     let mut alice = user(&app, "alice").await;
     let room = create_room(&mut alice, "lobby").await;
     let (mut ws, _) = ws_authenticated(&app, &alice).await;
@@ -180,8 +215,8 @@ async fn joining_an_unknown_room_is_an_error(store: Store) {
     ws.assert_alive(room).await;
 }
 
-async fn malformed_frames_are_errors_and_the_socket_stays_open(store: Store) {
-    let app = TestApp::spawn(store).await;
+async fn malformed_frames_are_errors_and_the_socket_stays_open(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
     let mut alice = user(&app, "alice").await;
     let room = create_room(&mut alice, "lobby").await;
     let (mut ws, _) = ws_authenticated(&app, &alice).await;
@@ -200,8 +235,8 @@ async fn malformed_frames_are_errors_and_the_socket_stays_open(store: Store) {
     ws.assert_alive(room).await;
 }
 
-async fn bodies_are_1_to_4000_characters_after_trimming(store: Store) {
-    let app = TestApp::spawn(store).await;
+async fn bodies_are_1_to_4000_characters_after_trimming(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
     let mut alice = user(&app, "alice").await;
     let room = create_room(&mut alice, "lobby").await;
     let mut ws = ws_joined(&app, &alice, room).await;
@@ -228,8 +263,8 @@ async fn bodies_are_1_to_4000_characters_after_trimming(store: Store) {
     assert_eq!(history(&mut alice, room, "").await.len(), 2);
 }
 
-async fn leaving_a_room_stops_its_messages(store: Store) {
-    let app = TestApp::spawn(store).await;
+async fn leaving_a_room_stops_its_messages(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
     let mut alice = user(&app, "alice").await;
     let bob = user(&app, "bob").await;
     let room = create_room(&mut alice, "lobby").await;

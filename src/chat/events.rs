@@ -1,41 +1,93 @@
 //! The event channel: room messages and revocations go through it, so that
-//! every instance's sockets see them. This build has the in-process
-//! implementation, which applies events to the local hub at once; a Redis
-//! pub/sub implementation slots in behind the same `publish`.
+//! every instance's sockets and revocation views see them. Events apply to
+//! this instance at once; with Redis configured they are also published on
+//! one pub/sub channel, and each instance applies what the others publish.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytestring::ByteString;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
 use super::hub::{Hub, SocketId};
 use super::protocol::CloseKind;
 
-#[derive(Debug, Clone)]
+const CHANNEL: &str = "chat:events";
+/// Events waiting to be published to Redis; past this, they are dropped
+/// (with a warning) rather than held in memory while Redis is away.
+const OUTBOX: usize = 10_000;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
 pub enum Event {
     /// A stored message, serialized once for every recipient. `origin` is
-    /// the sending socket, which already has its own copy.
+    /// the sending socket on this instance, which has its own copy.
     RoomMessage {
         room_id: i64,
         id: i64,
         text: ByteString,
         origin: Option<SocketId>,
     },
-    /// Close a user's sockets: all of them, or one credential's.
+    /// Close a user's sockets: all of them, or one credential's, and (for
+    /// token families) refuse the family's access tokens from now on.
     Revoke {
         user_id: i64,
         handle: Option<String>,
         kind: CloseKind,
     },
+    /// An access token's id is denied until it expires (Unix ms).
+    TokenDenied { jti: String, expires_ms: i64 },
+    /// Sessions and tokens issued before `at` (Unix ms) are invalid.
+    ValidAfter { user_id: i64, at: i64 },
+}
+
+/// Something besides the hub that follows events (the revocation view).
+pub type Listener = Arc<dyn Fn(&Event) + Send + Sync>;
+
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    instance: String,
+    event: Event,
 }
 
 #[derive(Clone)]
 pub struct Events {
     hub: Arc<Hub>,
+    listeners: Arc<Vec<Listener>>,
+    outbox: Option<mpsc::Sender<String>>,
+    instance: Arc<str>,
 }
 
 impl Events {
     pub fn in_process(hub: Arc<Hub>) -> Self {
-        Self { hub }
+        Self {
+            hub,
+            listeners: Arc::new(Vec::new()),
+            outbox: None,
+            instance: crate::util::random_token(9).into(),
+        }
+    }
+
+    /// Adds a listener; call before the channel is shared.
+    pub fn with_listener(mut self, listener: Listener) -> Self {
+        Arc::make_mut(&mut self.listeners).push(listener);
+        self
+    }
+
+    /// Publishes through Redis as well, and applies what other instances
+    /// publish. Reconnects by itself when Redis goes away.
+    pub fn with_redis(
+        mut self,
+        client: redis::Client,
+        conn: redis::aio::ConnectionManager,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(OUTBOX);
+        tokio::spawn(publisher(conn, rx));
+        tokio::spawn(subscriber(client, self.clone()));
+        self.outbox = Some(tx);
+        self
     }
 
     pub fn hub(&self) -> &Arc<Hub> {
@@ -43,34 +95,118 @@ impl Events {
     }
 
     pub fn publish(&self, event: Event) {
-        apply(&self.hub, event);
+        if let Some(outbox) = &self.outbox {
+            let wire = Wire {
+                instance: self.instance.to_string(),
+                event: event.clone(),
+            };
+            match serde_json::to_string(&wire) {
+                Ok(payload) => {
+                    if outbox.try_send(payload).is_err() {
+                        tracing::warn!("event outbox full: an event reached only this instance");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "could not serialize an event"),
+            }
+        }
+        self.apply(event);
+    }
+
+    fn apply(&self, event: Event) {
+        for listener in self.listeners.iter() {
+            listener(&event);
+        }
+        match event {
+            Event::RoomMessage {
+                room_id,
+                id,
+                text,
+                origin,
+            } => {
+                self.hub.deliver(room_id, id, &text, origin);
+            }
+            Event::Revoke {
+                user_id,
+                handle,
+                kind,
+            } => {
+                let closed = self.hub.revoke(user_id, handle.as_deref(), kind);
+                if closed > 0 {
+                    tracing::info!(
+                        user_id,
+                        closed,
+                        reason = kind.reason(),
+                        "sockets closed by revocation"
+                    );
+                }
+            }
+            Event::ValidAfter { user_id, .. } => {
+                self.hub.revoke(user_id, None, CloseKind::Revoked);
+            }
+            Event::TokenDenied { .. } => {}
+        }
     }
 }
 
-fn apply(hub: &Hub, event: Event) {
+async fn publisher(mut conn: redis::aio::ConnectionManager, mut rx: mpsc::Receiver<String>) {
+    while let Some(payload) = rx.recv().await {
+        let sent = tokio::time::timeout(
+            Duration::from_secs(2),
+            redis::cmd("PUBLISH")
+                .arg(CHANNEL)
+                .arg(&payload)
+                .query_async::<i64>(&mut conn),
+        )
+        .await;
+        match sent {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not publish an event to Redis"),
+            Err(_) => tracing::warn!("publishing an event to Redis timed out"),
+        }
+    }
+}
+
+async fn subscriber(client: redis::Client, events: Events) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match client.get_async_pubsub().await {
+            Ok(mut pubsub) => match pubsub.subscribe(CHANNEL).await {
+                Ok(()) => {
+                    tracing::info!("subscribed to the Redis event channel");
+                    backoff = Duration::from_millis(200);
+                    let mut stream = pubsub.on_message();
+                    while let Some(msg) = stream.next().await {
+                        let Ok(payload) = msg.get_payload::<String>() else {
+                            continue;
+                        };
+                        match serde_json::from_str::<Wire>(&payload) {
+                            Ok(wire) if *wire.instance == *events.instance => {}
+                            Ok(wire) => events.apply(from_elsewhere(wire.event)),
+                            Err(e) => tracing::warn!(error = %e, "unreadable event on the channel"),
+                        }
+                    }
+                    tracing::warn!("lost the Redis event channel; reconnecting");
+                }
+                Err(e) => tracing::warn!(error = %e, "could not subscribe to the event channel"),
+            },
+            Err(e) => tracing::warn!(error = %e, "could not connect for the event channel"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// A socket id means nothing on another instance.
+fn from_elsewhere(event: Event) -> Event {
     match event {
         Event::RoomMessage {
+            room_id, id, text, ..
+        } => Event::RoomMessage {
             room_id,
             id,
             text,
-            origin,
-        } => {
-            hub.deliver(room_id, id, &text, origin);
-        }
-        Event::Revoke {
-            user_id,
-            handle,
-            kind,
-        } => {
-            let closed = hub.revoke(user_id, handle.as_deref(), kind);
-            if closed > 0 {
-                tracing::info!(
-                    user_id,
-                    closed,
-                    reason = kind.reason(),
-                    "sockets closed by revocation"
-                );
-            }
-        }
+            origin: None,
+        },
+        other => other,
     }
 }

@@ -146,6 +146,14 @@ impl Hub {
         }
     }
 
+    /// Moves a socket to another credential of the same user (a socket that
+    /// re-authenticated with a token of another family).
+    pub fn rehandle(&self, id: SocketId, handle: &str) {
+        if let Some(entry) = self.lock().sockets.get_mut(&id) {
+            handle.clone_into(&mut entry.handle);
+        }
+    }
+
     /// Adds the socket to a room; returns how many rooms it is now in.
     pub fn join(&self, id: SocketId, room_id: i64) -> usize {
         let mut state = self.lock();
@@ -169,6 +177,10 @@ impl Hub {
                 state.rooms.remove(&room_id);
             }
         }
+    }
+
+    pub fn user_of(&self, id: SocketId) -> Option<i64> {
+        self.lock().sockets.get(&id).map(|e| e.user_id)
     }
 
     pub fn is_member(&self, id: SocketId, room_id: i64) -> bool {

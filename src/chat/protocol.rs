@@ -93,7 +93,7 @@ impl ServerFrame<'_> {
 
 /// Why the server closes a socket: each has a fixed code and reason that
 /// clients act on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CloseKind {
     LoggedOut,
     SessionExpired,

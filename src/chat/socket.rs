@@ -1,7 +1,9 @@
-//! One WebSocket connection's loop: reads client frames, writes what the hub
-//! queues for it, keeps the peer alive with pings, and closes with the fixed
-//! code and reason when its credential ends. No store is read per frame: the
-//! credential was checked at the upgrade, and revocation arrives as an event.
+//! One WebSocket connection's loop: authenticates it when the upgrade
+//! carried no credential (token mode), then reads client frames, writes
+//! what the hub queues for it, keeps the peer alive with pings, and closes
+//! with the fixed code and reason when its credential ends. No store is
+//! read per frame: the credential was checked at the upgrade or by
+//! `authenticate`, and revocation arrives as an event.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -10,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_ws::{AggregatedMessage, CloseReason, ProtocolError};
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseReason, ProtocolError};
 
 use super::events::Events;
 use super::hub::Outbound;
@@ -31,7 +33,18 @@ const MAX_ROOMS: usize = 50;
 /// is still alive; it also counts the open socket as activity.
 pub type KeepAlive = Box<dyn Fn() -> Pin<Box<dyn Future<Output = bool>>>>;
 
+/// What checking a token sent in an `authenticate` frame gave.
+pub enum AuthAnswer {
+    Accepted(Identity),
+    Refused(CloseKind),
+    Unavailable,
+}
+
+/// Checks the token of an `authenticate` frame (token mode only).
+pub type Authenticator = Box<dyn Fn(String) -> Pin<Box<dyn Future<Output = AuthAnswer>>>>;
+
 /// Who is on the socket, and until when.
+#[derive(Debug, Clone)]
 pub struct Identity {
     pub user_id: i64,
     pub username: String,
@@ -43,10 +56,21 @@ pub struct Identity {
     pub expires_at: Option<String>,
 }
 
+/// How the socket starts.
+pub enum Start {
+    /// The upgrade carried a valid credential.
+    Authenticated(Identity),
+    /// No credential: an `authenticate` frame must come within the timeout.
+    AwaitToken(Duration),
+    /// A credential that was present but refused: say why and close.
+    Refused(CloseKind),
+}
+
 pub struct Socket {
     pub events: Events,
     pub db: Db,
-    pub identity: Identity,
+    pub start: Start,
+    pub authenticator: Option<Authenticator>,
     pub keepalive: Option<(Duration, KeepAlive)>,
     /// Set by the frame guard when a frame header announced too much.
     pub oversize: Arc<AtomicBool>,
@@ -55,33 +79,121 @@ pub struct Socket {
 enum Flow {
     Continue,
     Close(CloseKind),
+    /// Send `auth_error` with the reason, then close.
+    AuthClose(CloseKind),
     /// The client closed; echo its reason.
     Closed(Option<CloseReason>),
+    Authenticate(String),
 }
 
+type Stream = AggregatedMessageStream;
+
 impl Socket {
-    pub async fn run(self, mut session: actix_ws::Session, stream: actix_ws::MessageStream) {
+    pub async fn run(mut self, mut session: actix_ws::Session, stream: actix_ws::MessageStream) {
         let mut stream = stream
             .max_frame_size(protocol::MAX_FRAME_BYTES)
             .aggregate_continuations()
             .max_continuation_size(protocol::MAX_FRAME_BYTES);
-        let id = &self.identity;
-        let mut reg = self.events.hub().register(id.user_id, &id.handle);
+        let start = std::mem::replace(&mut self.start, Start::Refused(CloseKind::NotAuthenticated));
+        let identity = match start {
+            Start::Authenticated(identity) => Some(identity),
+            Start::Refused(kind) => {
+                finish(session, Flow::AuthClose(kind)).await;
+                return;
+            }
+            Start::AwaitToken(timeout) => {
+                match self.await_token(&mut session, &mut stream, timeout).await {
+                    Ok(identity) => Some(identity),
+                    Err(flow) => {
+                        finish(session, flow).await;
+                        return;
+                    }
+                }
+            }
+        };
+        if let Some(identity) = identity {
+            let outcome = self.serve(identity, &mut session, &mut stream).await;
+            finish(session, outcome).await;
+        }
+    }
+
+    /// Before authentication only `authenticate` is accepted.
+    async fn await_token(
+        &self,
+        session: &mut actix_ws::Session,
+        stream: &mut Stream,
+        timeout: Duration,
+    ) -> Result<Identity, Flow> {
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        loop {
+            let incoming = tokio::select! {
+                _ = &mut deadline => return Err(Flow::AuthClose(CloseKind::AuthTimeout)),
+                incoming = stream.recv() => incoming,
+            };
+            let flow = match incoming {
+                None => return Err(Flow::Closed(None)),
+                Some(Err(err)) => return Err(Flow::Close(self.protocol_close(&err))),
+                Some(Ok(AggregatedMessage::Text(text))) => match serde_json::from_str(&text) {
+                    Ok(ClientFrame::Authenticate { token }) => Flow::Authenticate(token),
+                    _ => Flow::Continue,
+                },
+                Some(Ok(other)) => match self.on_control(other, session).await {
+                    Flow::Continue => continue,
+                    flow => return Err(flow),
+                },
+            };
+            match flow {
+                Flow::Authenticate(token) => match self.check_token(token).await {
+                    Ok(identity) => return Ok(identity),
+                    Err(Flow::Continue) => continue,
+                    Err(flow) => return Err(flow),
+                },
+                Flow::Continue => {
+                    let frame = ServerFrame::Error {
+                        code: "not_authenticated",
+                        message: "Not authenticated",
+                    };
+                    if send(session, frame.to_text()).await.is_err() {
+                        return Err(Flow::Closed(None));
+                    }
+                }
+                other => return Err(other),
+            }
+        }
+    }
+
+    /// Runs a token through the authenticator; `Err(Continue)` means the
+    /// check could not be made now and the client may try again.
+    async fn check_token(&self, token: String) -> Result<Identity, Flow> {
+        let Some(check) = &self.authenticator else {
+            return Err(Flow::Continue);
+        };
+        match check(token).await {
+            AuthAnswer::Accepted(identity) => Ok(identity),
+            AuthAnswer::Refused(kind) => Err(Flow::AuthClose(kind)),
+            AuthAnswer::Unavailable => Err(Flow::Continue),
+        }
+    }
+
+    async fn serve(
+        &self,
+        mut identity: Identity,
+        session: &mut actix_ws::Session,
+        stream: &mut Stream,
+    ) -> Flow {
+        let mut reg = self
+            .events
+            .hub()
+            .register(identity.user_id, &identity.handle);
         let mut state = Conn {
             socket_id: reg.id,
             floors: HashMap::new(),
         };
-        tracing::debug!(socket = reg.id, user_id = id.user_id, "socket opened");
-
-        let hello = ServerFrame::Authenticated {
-            user_id: id.user_id,
-            username: &id.username,
-            expires_at: id.expires_at.clone(),
-        };
-        if send(&mut session, hello.to_text()).await.is_err() {
-            return;
+        tracing::debug!(socket = reg.id, user_id = identity.user_id, "socket opened");
+        if send(session, hello(&identity)).await.is_err() {
+            return Flow::Closed(None);
         }
-
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.tick().await;
         let (keep_every, keepalive) = match &self.keepalive {
@@ -91,73 +203,94 @@ impl Socket {
         let mut keep = tokio::time::interval(keep_every);
         keep.tick().await;
         let mut last_heard = Instant::now();
-        let deadline = tokio::time::sleep_until(until(id.deadline_ms));
+        let deadline = tokio::time::sleep_until(until(identity.deadline_ms));
         tokio::pin!(deadline);
 
-        let outcome = loop {
-            tokio::select! {
+        loop {
+            let flow = tokio::select! {
                 biased;
-                kind = reg.close.closed() => break Flow::Close(kind),
-                _ = &mut deadline => break Flow::Close(id.deadline_kind),
+                kind = reg.close.closed() => Flow::Close(kind),
+                _ = &mut deadline => Flow::Close(identity.deadline_kind),
                 incoming = stream.recv() => {
-                    let Some(incoming) = incoming else { break Flow::Closed(None) };
                     last_heard = Instant::now();
                     match incoming {
-                        Ok(msg) => match self.on_frame(msg, &mut session, &mut state).await {
-                            Flow::Continue => {}
-                            other => break other,
-                        },
-                        Err(_) if self.oversize.load(Ordering::Relaxed) => break Flow::Close(CloseKind::TooBig),
-                        Err(err) => break Flow::Close(protocol_close(&err)),
+                        None => Flow::Closed(None),
+                        Some(Err(err)) => Flow::Close(self.protocol_close(&err)),
+                        Some(Ok(AggregatedMessage::Text(text))) => {
+                            self.on_text(&text, session, &mut state).await
+                        }
+                        Some(Ok(other)) => self.on_control(other, session).await,
                     }
                 }
                 Some(out) = reg.rx.recv() => {
                     let Outbound::Message { room_id, id: msg_id, text } = out;
-                    if state.floors.get(&room_id).is_some_and(|floor| msg_id <= *floor) {
-                        continue;
-                    }
-                    if send(&mut session, text).await.is_err() {
-                        break Flow::Closed(None);
+                    let seen = state.floors.get(&room_id).is_some_and(|floor| msg_id <= *floor);
+                    if !seen && send(session, text).await.is_err() {
+                        Flow::Closed(None)
+                    } else {
+                        Flow::Continue
                     }
                 }
                 _ = ping.tick() => {
                     if last_heard.elapsed() > SILENCE_LIMIT {
                         tracing::debug!(socket = reg.id, "peer silent, dropping socket");
-                        break Flow::Closed(None);
-                    }
-                    if tokio::time::timeout(SEND_TIMEOUT, session.ping(b"")).await.map_or(true, |r| r.is_err()) {
-                        break Flow::Closed(None);
+                        Flow::Closed(None)
+                    } else if tokio::time::timeout(SEND_TIMEOUT, session.ping(b"")).await.map_or(true, |r| r.is_err()) {
+                        Flow::Closed(None)
+                    } else {
+                        Flow::Continue
                     }
                 }
                 _ = keep.tick(), if keepalive.is_some() => {
-                    if let Some(check) = keepalive {
-                        if !check().await {
-                            break Flow::Close(id.deadline_kind);
-                        }
+                    match keepalive {
+                        Some(check) if !check().await => Flow::Close(identity.deadline_kind),
+                        _ => Flow::Continue,
                     }
                 }
+            };
+            match flow {
+                Flow::Continue => {}
+                Flow::Authenticate(token) => match self.check_token(token).await {
+                    Ok(fresh) if fresh.user_id != identity.user_id => {
+                        return Flow::AuthClose(CloseKind::IdentityChange);
+                    }
+                    Ok(fresh) => {
+                        self.events.hub().rehandle(reg.id, &fresh.handle);
+                        deadline.as_mut().reset(until(fresh.deadline_ms));
+                        identity = fresh;
+                        if send(session, hello(&identity)).await.is_err() {
+                            return Flow::Closed(None);
+                        }
+                    }
+                    Err(Flow::Continue) if self.authenticator.is_none() => {
+                        let frame = ServerFrame::Error {
+                            code: "already_authenticated",
+                            message: "This socket is already authenticated by its session",
+                        };
+                        if send(session, frame.to_text()).await.is_err() {
+                            return Flow::Closed(None);
+                        }
+                    }
+                    Err(Flow::Continue) => {
+                        let frame = ServerFrame::Error {
+                            code: "unavailable",
+                            message: "The token could not be checked right now; try again",
+                        };
+                        if send(session, frame.to_text()).await.is_err() {
+                            return Flow::Closed(None);
+                        }
+                    }
+                    Err(flow) => return flow,
+                },
+                other => return other,
             }
-        };
-        let reason = match outcome {
-            Flow::Close(kind) => Some(CloseReason {
-                code: kind.code(),
-                description: Some(kind.reason().to_owned()),
-            }),
-            Flow::Closed(reason) => reason,
-            Flow::Continue => None,
-        };
-        tracing::debug!(socket = reg.id, reason = ?reason, "socket closing");
-        let _ = tokio::time::timeout(SEND_TIMEOUT, session.close(reason)).await;
+        }
     }
 
-    async fn on_frame(
-        &self,
-        msg: AggregatedMessage,
-        session: &mut actix_ws::Session,
-        state: &mut Conn,
-    ) -> Flow {
+    /// Frames other than text, in any phase.
+    async fn on_control(&self, msg: AggregatedMessage, session: &mut actix_ws::Session) -> Flow {
         match msg {
-            AggregatedMessage::Text(text) => self.on_text(&text, session, state).await,
+            AggregatedMessage::Text(_) => Flow::Continue,
             AggregatedMessage::Binary(_) => Flow::Close(CloseKind::Binary),
             AggregatedMessage::Ping(bytes) => {
                 match tokio::time::timeout(SEND_TIMEOUT, session.pong(&bytes)).await {
@@ -173,10 +306,7 @@ impl Socket {
     async fn on_text(&self, text: &str, session: &mut actix_ws::Session, state: &mut Conn) -> Flow {
         let reply = match serde_json::from_str::<ClientFrame>(text) {
             Err(err) => Reply::error("bad_frame", &format!("Frame not understood: {err}")),
-            Ok(ClientFrame::Authenticate { .. }) => Reply::error(
-                "already_authenticated",
-                "This socket is already authenticated by its session",
-            ),
+            Ok(ClientFrame::Authenticate { token }) => return Flow::Authenticate(token),
             Ok(ClientFrame::Join { room_id, after_id }) => {
                 self.join(room_id, after_id, state).await
             }
@@ -228,8 +358,9 @@ impl Socket {
             if let Some(last) = rows.last() {
                 state.floors.insert(room_id, last.id);
             }
+            let user_id = hub.user_of(state.socket_id);
             for row in rows {
-                let own = row.author_id == self.identity.user_id;
+                let own = Some(row.author_id) == user_id;
                 let out = message_out(row, own);
                 frames.push(ServerFrame::Message(&out).to_text());
             }
@@ -245,11 +376,15 @@ impl Socket {
         client_id: Option<String>,
         state: &mut Conn,
     ) -> Reply {
-        if !self.events.hub().is_member(state.socket_id, room_id) {
+        let hub = self.events.hub();
+        let (Some(author_id), true) = (
+            hub.user_of(state.socket_id),
+            hub.is_member(state.socket_id, room_id),
+        ) else {
             return Reply::error("not_joined", "Join the room before sending to it");
-        }
+        };
         let post = Post {
-            author_id: self.identity.user_id,
+            author_id,
             room_id,
             body,
             client_id,
@@ -260,6 +395,40 @@ impl Socket {
             Err(PostError::Invalid(code, message)) => Reply::error(code, message),
             Err(PostError::Store(err)) => unavailable(&err),
         }
+    }
+}
+
+fn hello(identity: &Identity) -> String {
+    ServerFrame::Authenticated {
+        user_id: identity.user_id,
+        username: &identity.username,
+        expires_at: identity.expires_at.clone(),
+    }
+    .to_text()
+}
+
+/// Ends the connection the way `flow` says.
+async fn finish(mut session: actix_ws::Session, flow: Flow) {
+    let reason = match flow {
+        Flow::AuthClose(kind) => {
+            let frame = ServerFrame::AuthError {
+                message: kind.reason(),
+            };
+            let _ = send(&mut session, frame.to_text()).await;
+            Some(close_reason(kind))
+        }
+        Flow::Close(kind) => Some(close_reason(kind)),
+        Flow::Closed(reason) => reason,
+        Flow::Continue | Flow::Authenticate(_) => None,
+    };
+    tracing::debug!(reason = ?reason, "socket closing");
+    let _ = tokio::time::timeout(SEND_TIMEOUT, session.close(reason)).await;
+}
+
+fn close_reason(kind: CloseKind) -> CloseReason {
+    CloseReason {
+        code: kind.code(),
+        description: Some(kind.reason().to_owned()),
     }
 }
 
@@ -283,6 +452,14 @@ impl Reply {
     }
 }
 
+fn unavailable(err: &StoreError) -> Reply {
+    tracing::error!(error = %err, "socket request failed in the database");
+    Reply::error(
+        "unavailable",
+        "The server could not do that right now; try again",
+    )
+}
+
 /// Sends one text frame, giving up after `SEND_TIMEOUT`.
 async fn send(
     session: &mut actix_ws::Session,
@@ -294,26 +471,26 @@ async fn send(
     }
 }
 
-fn unavailable(err: &StoreError) -> Reply {
-    tracing::error!(error = %err, "socket request failed in the database");
-    Reply::error(
-        "unavailable",
-        "The server could not do that right now; try again",
-    )
-}
-
-fn protocol_close(err: &ProtocolError) -> CloseKind {
-    match err {
-        ProtocolError::Overflow => CloseKind::TooBig,
-        // Reserved bits come as InvalidData too, but are a protocol error.
-        ProtocolError::Io(io) if io.to_string().contains("reserved bits") => CloseKind::Protocol,
-        ProtocolError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
-            CloseKind::InvalidUtf8
+impl Socket {
+    /// The close a protocol error calls for.
+    fn protocol_close(&self, err: &ProtocolError) -> CloseKind {
+        if self.oversize.load(Ordering::Relaxed) {
+            return CloseKind::TooBig;
         }
-        ProtocolError::Io(io) if io.to_string().contains("maximum continuation size") => {
-            CloseKind::TooBig
+        match err {
+            ProtocolError::Overflow => CloseKind::TooBig,
+            // Reserved bits come as InvalidData too, but are a protocol error.
+            ProtocolError::Io(io) if io.to_string().contains("reserved bits") => {
+                CloseKind::Protocol
+            }
+            ProtocolError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+                CloseKind::InvalidUtf8
+            }
+            ProtocolError::Io(io) if io.to_string().contains("maximum continuation size") => {
+                CloseKind::TooBig
+            }
+            _ => CloseKind::Protocol,
         }
-        _ => CloseKind::Protocol,
     }
 }
 

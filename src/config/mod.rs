@@ -157,12 +157,6 @@ impl Config {
                 ))
             }
         };
-        if auth_mode == AuthMode::Jwt {
-            return Err(invalid(
-                "AUTH_MODE",
-                "`jwt` is not supported by this build yet; use `session`",
-            ));
-        }
         let bind_addr: SocketAddr = raw
             .parse("BIND_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))
             .map_err(|_| {
@@ -203,8 +197,9 @@ impl Config {
         };
         let shared = redis_url.is_some();
         let session_secret = secret(&raw, "SESSION_SECRET", 64, shared)?;
-        let jwt_secret = secret(&raw, "JWT_SECRET", 32, false)?;
-        let jwt_refresh_secret = secret(&raw, "JWT_REFRESH_SECRET", 32, false)?;
+        let tokens_shared = shared && auth_mode == AuthMode::Jwt;
+        let jwt_secret = secret(&raw, "JWT_SECRET", 32, tokens_shared)?;
+        let jwt_refresh_secret = secret(&raw, "JWT_REFRESH_SECRET", 32, tokens_shared)?;
         if let (Some(a), Some(b)) = (&jwt_secret, &jwt_refresh_secret) {
             if a.expose() == b.expose() {
                 return Err(invalid(
@@ -275,8 +270,10 @@ impl Config {
         };
         format!(
             "auth_mode={} bind_addr={} public_origin={} data_dir={} database=sqlite://{} \
-             redis_url={} session_secret={} bcrypt_cost={} session_idle_secs={} \
-             session_max_secs={} ws_auth_timeout_secs={} trusted_proxies={} log_level={}",
+             redis_url={} session_secret={} jwt_secrets={} bcrypt_cost={} session_idle_secs={} \
+             session_max_secs={} access_token_secs={} refresh_token_secs={} \
+             refresh_family_max_secs={} jwt_leeway_secs={} refresh_reuse_grace_secs={} \
+             ws_auth_timeout_secs={} trusted_proxies={} log_level={}",
             self.auth_mode,
             self.bind_addr,
             self.public_origin,
@@ -285,9 +282,15 @@ impl Config {
             self.redis_url_for_logs()
                 .unwrap_or_else(|| "unset (embedded stores)".into()),
             secret_state(&self.session_secret),
+            secret_state(&self.jwt_secret),
             self.bcrypt_cost,
             self.session_idle.as_secs(),
             self.session_max.as_secs(),
+            self.access_token.as_secs(),
+            self.refresh_token.as_secs(),
+            self.refresh_family_max.as_secs(),
+            self.jwt_leeway.as_secs(),
+            self.refresh_reuse_grace.as_secs(),
             self.ws_auth_timeout.as_secs(),
             self.trusted_proxies.len(),
             self.log_level,

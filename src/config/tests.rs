@@ -28,8 +28,23 @@ fn an_unknown_mode_names_both_modes() {
 }
 
 #[test]
-fn jwt_mode_is_refused_until_it_is_built() {
-    assert!(err(&[("AUTH_MODE", "jwt")]).contains("not supported"));
+fn jwt_mode_with_redis_needs_both_token_secrets_and_they_must_differ() {
+    let s = secret::generate();
+    let base = [
+        ("AUTH_MODE", "jwt"),
+        ("REDIS_URL", "redis://127.0.0.1/"),
+        ("SESSION_SECRET", s.as_str()),
+    ];
+    assert!(err(&base).contains("JWT_SECRET"));
+    let a = secret::generate();
+    let mut pairs = base.to_vec();
+    pairs.push(("JWT_SECRET", &a));
+    pairs.push(("JWT_REFRESH_SECRET", &a));
+    assert!(err(&pairs).contains("must differ"));
+    let b = secret::generate();
+    pairs.pop();
+    pairs.push(("JWT_REFRESH_SECRET", &b));
+    assert_eq!(cfg(&pairs).unwrap().auth_mode, AuthMode::Jwt);
 }
 
 #[test]

@@ -10,6 +10,8 @@ mod error;
 pub mod kv;
 pub mod messages;
 mod models;
+pub mod refresh;
+pub mod revoked;
 pub mod rooms;
 mod schema;
 pub mod sessions;

@@ -47,3 +47,36 @@ diesel::joinable!(messages -> users (author_id));
 diesel::joinable!(messages -> rooms (room_id));
 diesel::joinable!(rooms -> users (created_by));
 diesel::allow_tables_to_appear_in_same_query!(users, rooms, messages, sessions);
+
+diesel::table! {
+    refresh_families (id) {
+        id -> Text,
+        user_id -> BigInt,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (id) {
+        id -> Text,
+        family_id -> Text,
+        user_id -> BigInt,
+        token_hash -> Text,
+        expires_at -> BigInt,
+        spent_at -> Nullable<BigInt>,
+        replaced_by -> Nullable<Text>,
+        revoked -> Bool,
+    }
+}
+
+diesel::table! {
+    revoked_tokens (jti) {
+        jti -> Text,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::joinable!(refresh_tokens -> refresh_families (family_id));
+diesel::allow_tables_to_appear_in_same_query!(refresh_families, refresh_tokens, users);

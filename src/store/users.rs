@@ -32,3 +32,14 @@ pub fn by_id(conn: &mut Conn, id: i64) -> Result<Option<User>, StoreError> {
         .optional()
         .map_err(StoreError::from)
 }
+
+/// Invalidates every session and token issued before `at` (Unix ms).
+pub fn set_valid_after(conn: &mut Conn, id: i64, at: i64) -> Result<(), StoreError> {
+    conn.immediate_transaction(|conn| {
+        diesel::update(users::table.find(id))
+            .set(users::valid_after.eq(at))
+            .execute(conn)
+            .map(|_| ())
+            .map_err(StoreError::from)
+    })
+}

@@ -16,6 +16,14 @@ pub enum AppError {
     BadRequest(String),
     #[error("not authenticated")]
     NotAuthenticated,
+    /// Token mode: no token (`invalid` false) or a refused one. Answered
+    /// like `NotAuthenticated`, plus a `WWW-Authenticate: Bearer` challenge.
+    #[error("token missing or refused")]
+    BearerRequired { invalid: bool },
+    /// A page whose access token expired: refresh, then come back. A form
+    /// post (`repost`) comes back as the same POST, so nothing typed is lost.
+    #[error("access token expired")]
+    RefreshRequired { next: String, repost: bool },
     /// A page that needs a login: the local path to come back to.
     #[error("login required")]
     LoginRequired(String),
@@ -39,8 +47,12 @@ impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            AppError::NotAuthenticated => StatusCode::UNAUTHORIZED,
+            AppError::NotAuthenticated | AppError::BearerRequired { .. } => {
+                StatusCode::UNAUTHORIZED
+            }
             AppError::LoginRequired(_) => StatusCode::SEE_OTHER,
+            AppError::RefreshRequired { repost: false, .. } => StatusCode::SEE_OTHER,
+            AppError::RefreshRequired { repost: true, .. } => StatusCode::TEMPORARY_REDIRECT,
             AppError::Forbidden(..) => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
@@ -55,7 +67,10 @@ impl AppError {
     pub fn code(&self) -> &'static str {
         match self {
             AppError::BadRequest(_) => "bad_request",
-            AppError::NotAuthenticated | AppError::LoginRequired(_) => "not_authenticated",
+            AppError::NotAuthenticated
+            | AppError::BearerRequired { .. }
+            | AppError::LoginRequired(_)
+            | AppError::RefreshRequired { .. } => "not_authenticated",
             AppError::Forbidden(code, _) => code,
             AppError::NotFound => "not_found",
             AppError::Conflict(_) => "conflict",
@@ -69,9 +84,10 @@ impl AppError {
     pub fn message(&self) -> String {
         match self {
             AppError::BadRequest(m) | AppError::Conflict(m) => m.clone(),
-            AppError::NotAuthenticated | AppError::LoginRequired(_) => {
-                "Authentication required".into()
-            }
+            AppError::NotAuthenticated
+            | AppError::BearerRequired { .. }
+            | AppError::LoginRequired(_)
+            | AppError::RefreshRequired { .. } => "Authentication required".into(),
             AppError::Forbidden(_, m) => (*m).into(),
             AppError::NotFound => "Not found".into(),
             AppError::TooLarge => "The request body is too large".into(),
@@ -139,7 +155,9 @@ impl From<StoreError> for ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self.0 {
-            AppError::LoginRequired(_) => StatusCode::UNAUTHORIZED,
+            AppError::LoginRequired(_) | AppError::RefreshRequired { .. } => {
+                StatusCode::UNAUTHORIZED
+            }
             ref other => other.status(),
         }
     }
@@ -147,9 +165,17 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         self.0.log();
         let body = serde_json::json!({ "error": self.0.code(), "message": self.0.message() });
-        HttpResponse::build(self.status_code())
-            .insert_header(header::CacheControl(vec![header::CacheDirective::NoStore]))
-            .json(body)
+        let mut res = HttpResponse::build(self.status_code());
+        res.insert_header(header::CacheControl(vec![header::CacheDirective::NoStore]));
+        if let AppError::BearerRequired { invalid } = self.0 {
+            let challenge = if invalid {
+                "Bearer realm=\"chat\", error=\"invalid_token\""
+            } else {
+                "Bearer realm=\"chat\""
+            };
+            res.insert_header((header::WWW_AUTHENTICATE, challenge));
+        }
+        res.json(body)
     }
 }
 
@@ -188,7 +214,16 @@ impl ResponseError for PageError {
         self.0.log();
         match &self.0 {
             AppError::LoginRequired(next) => super::see_other(&super::login_url(next)),
-            AppError::NotAuthenticated => super::see_other("/login"),
+            AppError::RefreshRequired {
+                next,
+                repost: false,
+            } => super::see_other(&super::refresh_url(next)),
+            AppError::RefreshRequired { next, repost: true } => {
+                super::repost_to(&super::refresh_url(next))
+            }
+            AppError::NotAuthenticated | AppError::BearerRequired { .. } => {
+                super::see_other("/login")
+            }
             other => {
                 let message = other.message();
                 let page = ErrorPage {

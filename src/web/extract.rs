@@ -2,45 +2,63 @@
 //! the API, bodies read within the limit, and actix's own extraction errors
 //! turned into our error type.
 
-use std::future::{ready, Ready};
-
 use actix_web::dev::{Decompress, Payload};
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError, UrlencodedError};
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use futures_util::future::LocalBoxFuture;
 use futures_util::StreamExt;
 
 use super::error::{ApiError, AppError, PageError};
 use super::{State, BODY_LIMIT};
-use crate::auth::AuthUser;
+use crate::auth::{AuthUser, Failure};
 
 fn state(req: &HttpRequest) -> Result<&State, AppError> {
     req.app_data::<State>()
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("application state missing")))
 }
 
+/// The path and query to come back to after logging in.
+fn return_path(req: &HttpRequest) -> String {
+    match req.uri().query() {
+        Some(q) if req.method() == actix_web::http::Method::GET => format!("{}?{q}", req.path()),
+        _ => req.path().to_owned(),
+    }
+}
+
+/// The detour through `/auth/refresh` for a page whose access token has
+/// expired; a form post is sent there and back as a POST (307), keeping its
+/// fields.
+pub fn refresh_first(req: &HttpRequest) -> AppError {
+    let repost = !matches!(
+        *req.method(),
+        actix_web::http::Method::GET | actix_web::http::Method::HEAD
+    );
+    AppError::RefreshRequired {
+        next: return_path(req),
+        repost,
+    }
+}
+
 /// The signed-in user of a page; without one, a redirect to the login page
-/// that comes back here.
+/// (or, for an expired access token, through a refresh) that comes back.
 pub struct PageUser(pub AuthUser);
 
 impl FromRequest for PageUser {
     type Error = PageError;
-    type Future = Ready<Result<Self, Self::Error>>;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(match state(req) {
-            Err(e) => Err(e.into()),
-            Ok(state) => match state.auth.authenticate(req) {
-                Some(user) => Ok(PageUser(user)),
-                None => {
-                    let next = match req.uri().query() {
-                        Some(q) if req.method() == actix_web::http::Method::GET => {
-                            format!("{}?{q}", req.path())
-                        }
-                        _ => req.path().to_owned(),
-                    };
-                    Err(AppError::LoginRequired(next).into())
+        let req = req.clone();
+        Box::pin(async move {
+            let state = state(&req)?;
+            match state.auth.authenticate(&req).await {
+                Ok(user) => Ok(PageUser(user)),
+                Err(Failure::Expired) => Err(refresh_first(&req).into()),
+                Err(Failure::Unavailable(e)) => Err(AppError::Unavailable(e).into()),
+                Err(Failure::Missing | Failure::Invalid) => {
+                    Err(AppError::LoginRequired(return_path(&req)).into())
                 }
-            },
+            }
         })
     }
 }
@@ -50,16 +68,20 @@ pub struct ApiUser(pub AuthUser);
 
 impl FromRequest for ApiUser {
     type Error = ApiError;
-    type Future = Ready<Result<Self, Self::Error>>;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(match state(req) {
-            Err(e) => Err(e.into()),
-            Ok(state) => state
-                .auth
-                .authenticate(req)
-                .map(ApiUser)
-                .ok_or(ApiError(AppError::NotAuthenticated)),
+        let req = req.clone();
+        Box::pin(async move {
+            let state = state(&req)?;
+            let token_mode = state.auth.tokens.is_some();
+            match state.auth.authenticate(&req).await {
+                Ok(user) => Ok(ApiUser(user)),
+                Err(Failure::Unavailable(e)) => Err(AppError::Unavailable(e).into()),
+                Err(_) if !token_mode => Err(AppError::NotAuthenticated.into()),
+                Err(Failure::Missing) => Err(AppError::BearerRequired { invalid: false }.into()),
+                Err(_) => Err(AppError::BearerRequired { invalid: true }.into()),
+            }
         })
     }
 }

@@ -9,6 +9,7 @@ mod health;
 mod middleware;
 mod pages;
 mod templates;
+mod token_routes;
 mod ws;
 
 use std::sync::Arc;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub sessions: SessionBackend,
     /// The Content-Security-Policy header value, built once at startup.
     pub csp: String,
+    /// How long a socket opened without a credential has to authenticate.
+    pub ws_auth_timeout: std::time::Duration,
 }
 
 pub type State = web::Data<Arc<AppState>>;
@@ -56,6 +59,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/login", web::get().to(pages::accounts::login_form))
         .route("/login", web::post().to(pages::accounts::login))
         .route("/logout", web::post().to(pages::accounts::logout))
+        .route("/logout/all", web::post().to(pages::accounts::logout_all))
         .route("/rooms", web::get().to(pages::rooms::list))
         .route("/rooms", web::post().to(pages::rooms::create))
         .route("/rooms/{id}", web::get().to(pages::rooms::show))
@@ -63,6 +67,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/rooms/{id}/messages",
             web::post().to(pages::rooms::post_message),
         )
+        .route("/auth/refresh", web::get().to(token_routes::refresh_page))
+        .route("/auth/refresh", web::post().to(token_routes::refresh))
+        .route("/auth/logout", web::post().to(token_routes::logout))
         .route("/api/me", web::get().to(api::me))
         .route("/api/rooms", web::get().to(api::rooms))
         .route("/api/rooms/{id}/messages", web::get().to(api::messages))
@@ -84,6 +91,21 @@ pub fn login_url(next: &str) -> String {
     }
     let encoded = percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC);
     format!("/login?next={encoded}")
+}
+
+/// A 307: the browser repeats the same request, method and body, there.
+pub fn repost_to(location: &str) -> HttpResponse {
+    HttpResponse::TemporaryRedirect()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+/// `/auth/refresh?next=<path>`: rotates the token pair from the refresh
+/// cookie and comes back, or goes on to the login page.
+pub fn refresh_url(next: &str) -> String {
+    let next = safe_next(Some(next));
+    let encoded = percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC);
+    format!("/auth/refresh?next={encoded}")
 }
 
 /// A local path to return to after login; anything else (another host, a

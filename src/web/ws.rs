@@ -1,11 +1,16 @@
 //! `GET /ws`: the origin rule, then the credential, then the upgrade; the
 //! connection itself runs in `chat::socket`.
+//!
+//! Session mode refuses an upgrade without a live session with 401. Token
+//! mode opens the socket either way, since a browser script cannot read a
+//! 401 on an upgrade but can read a close reason: without a credential the
+//! socket must send `authenticate` in time; with a refused one it gets
+//! `auth_error` and a 1008 close saying why.
 
+use std::pin::Pin;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
-
-use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::error::PayloadError;
@@ -13,12 +18,12 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use futures_util::Stream;
 
 use super::error::{ApiError, AppError};
-use super::State;
+use super::{AppState, State};
 use crate::auth::origin::carries_cookie;
-use crate::auth::session;
+use crate::auth::{session, AuthUser, Failure};
 use crate::chat::frame_guard::FrameGuard;
 use crate::chat::protocol::MAX_FRAME_BYTES;
-use crate::chat::socket::{Identity, KeepAlive, Socket};
+use crate::chat::socket::{AuthAnswer, Authenticator, Identity, KeepAlive, Socket, Start};
 use crate::chat::CloseKind;
 
 pub async fn upgrade(
@@ -35,23 +40,21 @@ pub async fn upgrade(
         tracing::info!("socket upgrade refused: foreign origin");
         return Err(AppError::bad_origin().into());
     }
-    let user = state
-        .auth
-        .authenticate(&req)
-        .ok_or(ApiError(AppError::NotAuthenticated))?;
-    let keepalive = session::key_from_request(&req, &state.auth.cookie_key).map(|key| {
-        let store = state.sessions.clone();
-        let limits = state.auth.limits;
-        let check: KeepAlive = Box::new(move || {
-            let store = store.clone();
-            let key = key.clone();
-            Box::pin(async move { session::keep_alive(&store, &key, &limits).await })
-        });
-        let every = session::TOUCH_EVERY
-            .min(limits.idle / 2)
-            .max(Duration::from_secs(1));
-        (every, check)
-    });
+    let token_mode = state.auth.tokens.is_some();
+    let start = match state.auth.authenticate(&req).await {
+        Ok(user) => Start::Authenticated(identity(&user, token_mode)),
+        Err(Failure::Unavailable(e)) => return Err(AppError::Unavailable(e).into()),
+        Err(_) if !token_mode => return Err(AppError::NotAuthenticated.into()),
+        Err(Failure::Missing) => Start::AwaitToken(state.ws_auth_timeout),
+        Err(Failure::Expired) => Start::Refused(CloseKind::TokenExpired),
+        Err(Failure::Invalid) => Start::Refused(CloseKind::InvalidToken),
+    };
+    let keepalive = if token_mode {
+        None
+    } else {
+        session_keepalive(&req, &state)
+    };
+    let authenticator = token_mode.then(|| authenticator(Arc::clone(&state)));
     // Oversized frames are refused from their header, before buffering.
     let oversize = Arc::new(AtomicBool::new(false));
     let guard = FrameGuard::new(body.into_inner(), MAX_FRAME_BYTES, oversize.clone());
@@ -65,17 +68,60 @@ pub async fn upgrade(
     let socket = Socket {
         events: state.events.clone(),
         db: state.db.clone(),
-        identity: Identity {
-            user_id: user.id,
-            username: user.username.clone(),
-            handle: user.credential.handle().to_owned(),
-            deadline_ms: user.expires_at_ms,
-            deadline_kind: CloseKind::SessionExpired,
-            expires_at: None,
-        },
+        start,
+        authenticator,
         keepalive,
         oversize,
     };
     actix_web::rt::spawn(socket.run(ws_session, stream));
     Ok(response)
+}
+
+fn identity(user: &AuthUser, token_mode: bool) -> Identity {
+    Identity {
+        user_id: user.id,
+        username: user.username.clone(),
+        handle: user.credential.handle().to_owned(),
+        deadline_ms: user.expires_at_ms,
+        deadline_kind: if token_mode {
+            CloseKind::TokenExpired
+        } else {
+            CloseKind::SessionExpired
+        },
+        expires_at: token_mode.then(|| crate::util::rfc3339(user.expires_at_ms)),
+    }
+}
+
+/// Token mode: checks the token of an `authenticate` frame.
+fn authenticator(state: Arc<AppState>) -> Authenticator {
+    Box::new(move |token: String| {
+        let state = state.clone();
+        Box::pin(async move {
+            let Some(tokens) = &state.auth.tokens else {
+                return AuthAnswer::Refused(CloseKind::InvalidToken);
+            };
+            match tokens.check_access(&token).await {
+                Ok(user) => AuthAnswer::Accepted(identity(&user, true)),
+                Err(Failure::Expired) => AuthAnswer::Refused(CloseKind::TokenExpired),
+                Err(Failure::Unavailable(_)) => AuthAnswer::Unavailable,
+                Err(_) => AuthAnswer::Refused(CloseKind::InvalidToken),
+            }
+        })
+    })
+}
+
+/// Session mode: while the socket is open, its session stays active.
+fn session_keepalive(req: &HttpRequest, state: &State) -> Option<(Duration, KeepAlive)> {
+    let key = session::key_from_request(req, &state.auth.cookie_key)?;
+    let store = state.sessions.clone();
+    let limits = state.auth.limits;
+    let check: KeepAlive = Box::new(move || {
+        let store = store.clone();
+        let key = key.clone();
+        Box::pin(async move { session::keep_alive(&store, &key, &limits).await })
+    });
+    let every = session::TOUCH_EVERY
+        .min(limits.idle / 2)
+        .max(Duration::from_secs(1));
+    Some((every, check))
 }

@@ -1,5 +1,5 @@
 //! The real app on a free loopback port, with its own data folder and, in
-//! Redis mode, its own `redis-server`.
+//! Redis mode, its own `redis-server`, in either authentication mode.
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -17,11 +17,61 @@ pub enum Store {
     Redis,
 }
 
+/// Which authentication strategy the app runs with (`AUTH_MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// Opaque session id in the `chat_session` cookie.
+    Session,
+    /// Access and refresh tokens (`chat_access`, `chat_refresh`, Bearer).
+    Jwt,
+}
+
+impl Auth {
+    /// The cookies that carry a browser's login in this mode.
+    pub fn credential_cookies(self) -> &'static [&'static str] {
+        match self {
+            Auth::Session => &[super::SESSION_COOKIE],
+            Auth::Jwt => &[super::ACCESS_COOKIE, super::REFRESH_COOKIE],
+        }
+    }
+}
+
+/// An authentication mode and a store: one cell of the test matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mode {
+    pub auth: Auth,
+    pub store: Store,
+}
+
+impl Mode {
+    pub fn session(store: Store) -> Mode {
+        Mode {
+            auth: Auth::Session,
+            store,
+        }
+    }
+
+    pub fn jwt(store: Store) -> Mode {
+        Mode {
+            auth: Auth::Jwt,
+            store,
+        }
+    }
+}
+
+/// A store alone means the default mode, sessions.
+impl From<Store> for Mode {
+    fn from(store: Store) -> Mode {
+        Mode::session(store)
+    }
+}
+
 /// A running app, the data folder and the Redis server behind it. Dropped
 /// while running, it is stopped by `stop_dropped_apps` (which the test
 /// runner calls), since stopping takes an `await` that `Drop` cannot do.
 pub struct TestApp {
     app: Option<chat::RunningApp>,
+    mode: Mode,
     pairs: Vec<(String, String)>,
     redis: Option<RedisServer>,
     data: Option<TempDir>,
@@ -62,14 +112,17 @@ pub async fn stop_dropped_apps() {
 }
 
 impl TestApp {
-    /// Starts the app with the test defaults for `store`.
-    pub async fn spawn(store: Store) -> TestApp {
-        TestApp::spawn_with(store, &[]).await
+    /// Starts the app with the test defaults for `mode` (a `Store` alone
+    /// means session mode).
+    pub async fn spawn(mode: impl Into<Mode>) -> TestApp {
+        TestApp::spawn_with(mode, &[]).await
     }
 
     /// Starts the app with the test defaults plus `extra` settings, which
-    /// win over the defaults.
-    pub async fn spawn_with(store: Store, extra: &[(&str, &str)]) -> TestApp {
+    /// win over the defaults. With Redis, every secret the mode needs is
+    /// configured (instances must agree); without, the app generates them.
+    pub async fn spawn_with(mode: impl Into<Mode>, extra: &[(&str, &str)]) -> TestApp {
+        let mode = mode.into();
         let data = tempfile::Builder::new()
             .prefix("chat-data-")
             .tempdir()
@@ -79,12 +132,19 @@ impl TestApp {
             ("BIND_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
             ("BCRYPT_COST".to_owned(), "4".to_owned()),
         ];
-        let redis = match store {
+        if mode.auth == Auth::Jwt {
+            pairs.push(("AUTH_MODE".to_owned(), "jwt".to_owned()));
+        }
+        let redis = match mode.store {
             Store::Embedded => None,
             Store::Redis => {
                 let redis = RedisServer::start();
                 pairs.push(("REDIS_URL".to_owned(), redis.url()));
                 pairs.push(("SESSION_SECRET".to_owned(), random_secret()));
+                if mode.auth == Auth::Jwt {
+                    pairs.push(("JWT_SECRET".to_owned(), random_secret()));
+                    pairs.push(("JWT_REFRESH_SECRET".to_owned(), random_secret()));
+                }
                 Some(redis)
             }
         };
@@ -95,6 +155,7 @@ impl TestApp {
         let app = start(&pairs).await;
         TestApp {
             app: Some(app),
+            mode,
             pairs,
             redis,
             data: Some(data),
@@ -116,6 +177,47 @@ impl TestApp {
         if let Some(app) = self.app.take() {
             app.stop().await;
         }
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    pub fn auth(&self) -> Auth {
+        self.mode.auth
+    }
+
+    pub fn store(&self) -> Store {
+        self.mode.store
+    }
+
+    /// A setting the app was started with, if it was given one.
+    pub fn setting(&self, key: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The access and refresh signing keys of token mode: as configured, or
+    /// as the app generated them into its data folder.
+    pub fn jwt_secrets(&self) -> (String, String) {
+        let read = |key: &str, file: &str| {
+            self.setting(key).map_or_else(
+                || {
+                    let path = self.data_dir().join(file);
+                    std::fs::read_to_string(&path)
+                        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+                        .trim()
+                        .to_owned()
+                },
+                str::to_owned,
+            )
+        };
+        (
+            read("JWT_SECRET", "jwt_secret"),
+            read("JWT_REFRESH_SECRET", "jwt_refresh_secret"),
+        )
     }
 
     fn running(&self) -> &chat::RunningApp {

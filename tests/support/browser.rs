@@ -1,6 +1,7 @@
 //! `Browser`: an HTTP client that behaves like one browser profile. It keeps
-//! cookies, never follows redirects (tests see the 303s), and sends the
-//! app's `Origin` on unsafe requests unless told otherwise.
+//! cookies (by path, as browsers do), never follows redirects (tests see
+//! the 303s), and sends the app's `Origin` on unsafe requests unless told
+//! otherwise. Without cookies and with a Bearer header it is an API client.
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use awc::http::header::HeaderMap;
 use awc::http::Method;
 use serde_json::Value;
 
-use super::app::TestApp;
+use super::app::{Auth, TestApp};
 use super::cookies::{Jar, SetCookie};
 use super::html;
 
@@ -71,6 +72,30 @@ impl Page {
         self.set_cookies.iter().find(|c| c.name == name)
     }
 
+    /// Whether this response sets (not deletes) a cookie that carries a
+    /// login in `auth` mode.
+    pub fn sets_credential(&self, auth: Auth) -> bool {
+        auth.credential_cookies()
+            .iter()
+            .any(|name| self.set_cookie(name).is_some_and(|c| !c.is_removal()))
+    }
+
+    /// Panics with the body unless this is the generic 401 of the API:
+    /// `{"error":"not_authenticated","message":"Authentication required"}`.
+    #[track_caller]
+    pub fn assert_generic_401(&self) -> &Page {
+        self.assert_status(401);
+        assert_eq!(
+            self.json(),
+            serde_json::json!({
+                "error": "not_authenticated",
+                "message": "Authentication required",
+            }),
+            "not the generic refusal"
+        );
+        self
+    }
+
     /// The hidden `csrf_token` of the (first) form on the page.
     pub fn csrf(&self) -> String {
         html::csrf_from(&self.body)
@@ -102,6 +127,8 @@ impl Page {
 #[derive(Clone)]
 pub struct Browser {
     origin: String,
+    /// The app's authentication mode, for mode-aware helpers.
+    pub auth: Auth,
     pub jar: Jar,
     pub origin_header: OriginHeader,
     /// Every `Set-Cookie` header received, oldest first.
@@ -112,6 +139,7 @@ impl Browser {
     pub fn new(app: &TestApp) -> Browser {
         Browser {
             origin: app.origin(),
+            auth: app.auth(),
             jar: Jar::default(),
             origin_header: OriginHeader::App,
             set_cookie_log: Vec::new(),
@@ -134,8 +162,34 @@ impl Browser {
         &self.origin
     }
 
+    /// Whether the jar holds any cookie that carries a login in this mode.
+    pub fn has_credential(&self) -> bool {
+        self.auth
+            .credential_cookies()
+            .iter()
+            .any(|name| self.jar.get(name).is_some())
+    }
+
+    /// The access token in the `chat_access` cookie (token mode).
+    pub fn access_token(&self) -> Option<String> {
+        self.jar.get(super::ACCESS_COOKIE).map(str::to_owned)
+    }
+
+    /// The refresh token in the `chat_refresh` cookie (token mode).
+    pub fn refresh_token(&self) -> Option<String> {
+        self.jar.get(super::REFRESH_COOKIE).map(str::to_owned)
+    }
+
     pub async fn get(&mut self, path: &str) -> Page {
         self.request(Method::GET, path, &[], Body::Empty).await
+    }
+
+    /// A GET with `Authorization: Bearer <token>` (and the jar's cookies,
+    /// if it has any).
+    pub async fn get_bearer(&mut self, path: &str, token: &str) -> Page {
+        let auth = format!("Bearer {token}");
+        self.request(Method::GET, path, &[("Authorization", &auth)], Body::Empty)
+            .await
     }
 
     pub async fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
@@ -174,7 +228,7 @@ impl Browser {
                 OriginHeader::Other(o) => req = req.insert_header(("Origin", o.as_str())),
             }
         }
-        if let Some(cookie) = self.jar.header() {
+        if let Some(cookie) = self.jar.header_for(path) {
             req = req.insert_header(("Cookie", cookie));
         }
         for (name, value) in headers {
@@ -206,7 +260,7 @@ impl Browser {
             .map(SetCookie::parse)
             .collect();
         for cookie in &set_cookies {
-            self.jar.apply(&cookie.raw);
+            self.jar.apply_from(path, &cookie.raw);
             self.set_cookie_log.push(cookie.clone());
         }
         Page {

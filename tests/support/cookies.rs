@@ -1,37 +1,71 @@
-//! A deliberately simple cookie jar: one app, one host, so cookies are kept
-//! by name only. Every cookie is sent on every request, `Secure` or not,
-//! since the tests talk plain HTTP on loopback.
+//! A small cookie jar for one app on one host. It keeps cookies by name and
+//! path, sends a cookie only to paths under its `Path` (so the refresh
+//! cookie, `Path=/auth`, goes to `/auth/*` only), and honours deletions by
+//! `Max-Age` or a past `Expires`. Every cookie is sent whether `Secure` or
+//! not, since the tests talk plain HTTP on loopback.
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Cookies by name, as the app last set them.
+/// Cookies by (name, path), as the app last set them.
 #[derive(Debug, Clone, Default)]
 pub struct Jar {
-    cookies: BTreeMap<String, String>,
+    cookies: BTreeMap<(String, String), String>,
 }
 
 impl Jar {
-    /// Applies one `Set-Cookie` header value.
+    /// Applies one `Set-Cookie` header value received for a request to `/`.
     pub fn apply(&mut self, set_cookie: &str) {
+        self.apply_from("/", set_cookie);
+    }
+
+    /// Applies one `Set-Cookie` header value received for a request to
+    /// `request_path`, which gives the default path of a cookie without a
+    /// `Path` attribute.
+    pub fn apply_from(&mut self, request_path: &str, set_cookie: &str) {
         let cookie = SetCookie::parse(set_cookie);
+        let path = cookie
+            .attribute("Path")
+            .filter(|p| p.starts_with('/'))
+            .map_or_else(|| default_path(request_path), str::to_owned);
+        let key = (cookie.name.clone(), path);
         if cookie.is_removal() {
-            self.cookies.remove(&cookie.name);
+            self.cookies.remove(&key);
         } else {
-            self.cookies.insert(cookie.name, cookie.value);
+            self.cookies.insert(key, cookie.value);
         }
     }
 
+    /// The value of a cookie named `name`, whatever its path.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.cookies.get(name).map(String::as_str)
+        self.cookies
+            .iter()
+            .find(|((n, _), _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
+    /// The path of a cookie named `name`, if there is one.
+    pub fn path_of(&self, name: &str) -> Option<&str> {
+        self.cookies
+            .keys()
+            .find(|(n, _)| n == name)
+            .map(|(_, p)| p.as_str())
+    }
+
+    /// Sets a site-wide cookie (`Path=/`), as a tampering browser would.
     pub fn set(&mut self, name: &str, value: &str) {
-        self.cookies.insert(name.to_owned(), value.to_owned());
+        self.set_at(name, "/", value);
     }
 
+    /// Sets a cookie for `path`.
+    pub fn set_at(&mut self, name: &str, path: &str, value: &str) {
+        self.cookies
+            .insert((name.to_owned(), path.to_owned()), value.to_owned());
+    }
+
+    /// Removes every cookie named `name`, whatever its path.
     pub fn remove(&mut self, name: &str) {
-        self.cookies.remove(name);
+        self.cookies.retain(|(n, _), _| n != name);
     }
 
     pub fn clear(&mut self) {
@@ -39,24 +73,57 @@ impl Jar {
     }
 
     pub fn names(&self) -> Vec<String> {
-        self.cookies.keys().cloned().collect()
+        self.cookies.keys().map(|(n, _)| n.clone()).collect()
     }
 
     pub fn is_empty(&self) -> bool {
         self.cookies.is_empty()
     }
 
-    /// The value of a `Cookie` request header, if there is any cookie.
+    /// The `Cookie` header for a request to `/`.
     pub fn header(&self) -> Option<String> {
-        if self.cookies.is_empty() {
-            return None;
-        }
-        let pairs: Vec<String> = self
+        self.header_for("/")
+    }
+
+    /// The value of the `Cookie` header for a request to `request_path`
+    /// (query ignored), if any cookie applies: cookies with longer paths
+    /// first, as browsers send them.
+    pub fn header_for(&self, request_path: &str) -> Option<String> {
+        let path = request_path.split(['?', '#']).next().unwrap_or("/");
+        let mut matching: Vec<(&String, &String, &String)> = self
             .cookies
             .iter()
-            .map(|(name, value)| format!("{name}={value}"))
+            .filter(|((_, cookie_path), _)| path_matches(path, cookie_path))
+            .map(|((name, cookie_path), value)| (name, cookie_path, value))
+            .collect();
+        if matching.is_empty() {
+            return None;
+        }
+        matching.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(b.0)));
+        let pairs: Vec<String> = matching
+            .iter()
+            .map(|(name, _, value)| format!("{name}={value}"))
             .collect();
         Some(pairs.join("; "))
+    }
+}
+
+/// RFC 6265, 5.1.4: whether a cookie with `cookie_path` goes to
+/// `request_path`.
+pub fn path_matches(request_path: &str, cookie_path: &str) -> bool {
+    if request_path == cookie_path {
+        return true;
+    }
+    request_path.starts_with(cookie_path)
+        && (cookie_path.ends_with('/') || request_path[cookie_path.len()..].starts_with('/'))
+}
+
+/// RFC 6265, 5.1.4: the default path of a cookie set without `Path`.
+fn default_path(request_path: &str) -> String {
+    let path = request_path.split(['?', '#']).next().unwrap_or("/");
+    match path.rfind('/') {
+        Some(0) | None => "/".to_owned(),
+        Some(last) => path[..last].to_owned(),
     }
 }
 

@@ -1,8 +1,9 @@
 //! The shared harness of the integration tests: the real app on a free
 //! loopback port with its own data folder and, in Redis mode, its own
-//! `redis-server`; a cookie-keeping HTTP client; a WebSocket client; and the
-//! `both_stores!` macro that runs each behaviour test against the embedded
-//! and the Redis session store.
+//! `redis-server`; a cookie-keeping HTTP client; a WebSocket client; token
+//! reading and forging; and two macros: `all_modes!` runs a behaviour test
+//! in both authentication modes with both stores, `both_stores!` runs a
+//! test with both stores in the one mode it picks itself.
 
 // Each test file uses a different part of the harness.
 #![allow(dead_code, unused_imports)]
@@ -12,14 +13,15 @@ pub mod browser;
 pub mod cookies;
 pub mod html;
 pub mod redis;
+pub mod tokens;
 pub mod ws;
 
 use std::time::Duration;
 
-pub use app::{Store, TestApp};
+pub use app::{Auth, Mode, Store, TestApp};
 pub use browser::{Body, Browser, OriginHeader, Page};
 pub use redis::RedisServer;
-pub use ws::{ws_authenticated, ws_connect, ws_joined, Incoming, WsConn};
+pub use ws::{ws_authenticated, ws_bearer, ws_connect, ws_joined, ws_open, Incoming, WsConn};
 
 /// The most a whole test may take before it fails instead of hanging.
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(90);
@@ -27,14 +29,51 @@ pub const TEST_TIMEOUT: Duration = Duration::from_secs(90);
 /// The session cookie's name (`auth::session::COOKIE_NAME` in `src/`).
 pub const SESSION_COOKIE: &str = "chat_session";
 
+/// Token mode's access-token cookie (`Path=/`).
+pub const ACCESS_COOKIE: &str = "chat_access";
+
+/// Token mode's refresh-token cookie (`Path=/auth`).
+pub const REFRESH_COOKIE: &str = "chat_refresh";
+
 /// The most the app may take to shut down at the end of a test.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The password every test user gets unless a test says otherwise.
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// Generates, for each named `async fn(Mode)`, one test per authentication
+/// mode and store: `session_embedded::<name>`, `session_redis::<name>`,
+/// `jwt_embedded::<name>` and `jwt_redis::<name>`, each bounded by
+/// `TEST_TIMEOUT`.
+#[allow(unused_macros)]
+macro_rules! all_modes {
+    ($($name:ident),* $(,)?) => {
+        $crate::support::all_modes!(@one session_embedded, Session, Embedded; $($name),*);
+        $crate::support::all_modes!(@one session_redis, Session, Redis; $($name),*);
+        $crate::support::all_modes!(@one jwt_embedded, Jwt, Embedded; $($name),*);
+        $crate::support::all_modes!(@one jwt_redis, Jwt, Redis; $($name),*);
+    };
+    (@one $module:ident, $auth:ident, $store:ident; $($name:ident),*) => {
+        mod $module {
+            $(
+                #[actix_rt::test]
+                async fn $name() {
+                    let mode = $crate::support::Mode {
+                        auth: $crate::support::Auth::$auth,
+                        store: $crate::support::Store::$store,
+                    };
+                    $crate::support::run(super::$name(mode)).await;
+                }
+            )*
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use all_modes;
+
 /// Generates, for each named `async fn(Store)`, one test per store:
 /// `embedded::<name>` and `redis::<name>`, each bounded by `TEST_TIMEOUT`.
+/// For tests of one mode's own mechanism; the test picks the mode.
 #[allow(unused_macros)]
 macro_rules! both_stores {
     ($($name:ident),* $(,)?) => {
@@ -56,6 +95,7 @@ macro_rules! both_stores {
         }
     };
 }
+#[allow(unused_imports)]
 pub(crate) use both_stores;
 
 /// Runs a test body, failing it when it takes longer than `TEST_TIMEOUT`,
@@ -136,4 +176,21 @@ pub fn encode_component(text: &str) -> String {
             }
         })
         .collect()
+}
+
+/// Asserts that the browser is logged in as `username`: the API knows it
+/// and the room list opens.
+pub async fn assert_logged_in(browser: &mut Browser, username: &str) {
+    let me = browser.get("/api/me").await;
+    me.assert_status(200);
+    assert_eq!(me.json()["username"], username, "{}", me.body);
+    browser.get("/rooms").await.assert_status(200);
+}
+
+/// Asserts that the browser is not logged in: pages send it to the login
+/// page and the API answers 401.
+pub async fn assert_logged_out(browser: &mut Browser) {
+    assert_login_redirect(&browser.get("/rooms").await, "/rooms");
+    let me = browser.get("/api/me").await;
+    assert_eq!(me.status, 401, "{}", me.body);
 }

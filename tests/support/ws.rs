@@ -1,5 +1,6 @@
 //! A WebSocket client for the app's `/ws` endpoint that carries a
-//! `Browser`'s cookies, speaks JSON frames and reports close codes.
+//! `Browser`'s cookies or a Bearer token (or neither), speaks JSON frames
+//! and reports close codes.
 
 use std::time::Duration;
 
@@ -23,20 +24,52 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Close code reported when the connection ended without a close frame.
 pub const ABNORMAL_CLOSURE: u16 = 1006;
 
-/// Opens `/ws` with the browser's cookies and, when given, an `Origin`.
-/// An upgrade refused by the server is its HTTP status.
+/// Opens `/ws` with the browser's cookies (those whose path covers `/ws`)
+/// and, when given, an `Origin`. An upgrade refused by the server is its
+/// HTTP status.
 pub async fn ws_connect(
     app: &TestApp,
     browser: &Browser,
     origin: Option<&str>,
 ) -> Result<WsConn, u16> {
+    ws_open(app, browser.jar.header_for("/ws"), &[], origin).await
+}
+
+/// Opens `/ws` without cookies, with `Authorization: Bearer <token>` and,
+/// when given, an `Origin`.
+pub async fn ws_bearer(app: &TestApp, token: &str, origin: Option<&str>) -> Result<WsConn, u16> {
+    let auth = format!("Bearer {token}");
+    ws_open(app, None, &[("Authorization", &auth)], origin).await
+}
+
+/// Opens `/ws` with a `Cookie` header (if any), extra headers and an
+/// `Origin` (if any).
+pub async fn ws_open(
+    app: &TestApp,
+    cookie: Option<String>,
+    headers: &[(&str, &str)],
+    origin: Option<&str>,
+) -> Result<WsConn, u16> {
+    ws_open_at(&app.ws_url(), cookie, headers, origin).await
+}
+
+/// Like `ws_open`, at any WebSocket URL (such as `/ws` with a query).
+pub async fn ws_open_at(
+    url: &str,
+    cookie: Option<String>,
+    headers: &[(&str, &str)],
+    origin: Option<&str>,
+) -> Result<WsConn, u16> {
     let client = awc::Client::builder().timeout(CONNECT_TIMEOUT).finish();
-    let mut req = client.ws(app.ws_url()).max_frame_size(CLIENT_MAX_FRAME);
+    let mut req = client.ws(url).max_frame_size(CLIENT_MAX_FRAME);
     if let Some(origin) = origin {
         req = req.origin(origin);
     }
-    if let Some(cookie) = browser.jar.header() {
+    if let Some(cookie) = cookie {
         req = req.header("Cookie", cookie);
+    }
+    for (name, value) in headers {
+        req = req.header(*name, *value);
     }
     let connected = tokio::time::timeout(CONNECT_TIMEOUT, req.connect())
         .await
@@ -212,5 +245,24 @@ impl WsConn {
     /// Checks the socket still answers: a join of `room_id` is acknowledged.
     pub async fn assert_alive(&mut self, room_id: i64) {
         self.join(room_id).await;
+    }
+
+    /// Sends `authenticate` with `token`.
+    pub async fn authenticate(&mut self, token: &str) {
+        self.send_json(serde_json::json!({"type": "authenticate", "token": token}))
+            .await;
+    }
+
+    /// Expects `auth_error` saying `reason`, then a 1008 close with the same
+    /// reason.
+    pub async fn expect_auth_error(&mut self, reason: &str, wait: Duration) {
+        let frame = match self.next_incoming(wait).await {
+            Some(Incoming::Json(frame)) => frame,
+            other => panic!("expected auth_error ({reason}), got {other:?}"),
+        };
+        assert_eq!(frame["type"], "auth_error", "{frame}");
+        assert_eq!(frame["message"], reason, "{frame}");
+        let closed = self.expect_close(wait).await;
+        assert_eq!(closed, (1008, reason.to_owned()));
     }
 }

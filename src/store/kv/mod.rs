@@ -2,6 +2,7 @@
 //! implementation. Only the session store exists so far.
 
 mod db_sessions;
+mod deny;
 mod redis_sessions;
 
 use std::collections::HashMap;
@@ -10,6 +11,7 @@ use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, Upd
 use actix_web::cookie::time::Duration;
 
 pub use db_sessions::DbSessionStore;
+pub use deny::DenyStore;
 pub use redis_sessions::TimedRedisStore;
 
 /// The session store in force: chosen at startup from `REDIS_URL`.

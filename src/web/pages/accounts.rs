@@ -1,17 +1,17 @@
 //! Register, log in (form and JSON), log out.
 
-use actix_session::SessionExt;
+use actix_web::cookie::Cookie;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::{render, verify_csrf, CsrfBinding};
-use crate::auth::{identity, session, AuthUser};
+use crate::auth::{identity, AuthUser, Credential, Failure};
 use crate::chat::{CloseKind, Event};
 use crate::store::{self, NewUser, StoreError, User};
 use crate::web::error::{ApiError, AppError, PageError};
-use crate::web::extract::read_body;
+use crate::web::extract::{read_body, refresh_first, PageUser};
 use crate::web::templates::{FieldErrors, LoginPage, RegisterPage};
 use crate::web::{safe_next, see_other, State};
 
@@ -51,7 +51,7 @@ pub struct NextQuery {
 }
 
 pub async fn register_form(req: HttpRequest, state: State) -> Result<HttpResponse, PageError> {
-    if state.auth.authenticate(&req).is_some() {
+    if state.auth.authenticate(&req).await.is_ok() {
         return Ok(see_other("/rooms"));
     }
     let csrf = CsrfBinding::for_request(&req, None);
@@ -109,8 +109,8 @@ pub async fn register(
         Err(other) => return Err(other.into()),
     };
     tracing::info!(user_id = user.id, "account registered");
-    start_session(&req, &user)?;
-    Ok(see_other("/rooms"))
+    let signed = state.auth.sign_in(&req, user.id, &user.username).await?;
+    Ok(with_cookies(see_other("/rooms"), signed.cookies))
 }
 
 fn register_again(
@@ -138,7 +138,7 @@ pub async fn login_form(
     query: web::Query<NextQuery>,
 ) -> Result<HttpResponse, PageError> {
     let next = safe_next(query.next.as_deref()).to_owned();
-    if state.auth.authenticate(&req).is_some() {
+    if state.auth.authenticate(&req).await.is_ok() {
         return Ok(see_other(&next));
     }
     login_page(&req, &state, String::new(), next, None, StatusCode::OK)
@@ -197,8 +197,8 @@ async fn login_form_post(
     let next = safe_next(form.next.as_deref()).to_owned();
     match check_password(state, &form.email, &form.password).await? {
         Some(user) => {
-            start_session(req, &user)?;
-            Ok(see_other(&next))
+            let signed = state.auth.sign_in(req, user.id, &user.username).await?;
+            Ok(with_cookies(see_other(&next), signed.cookies))
         }
         None => login_page(
             req,
@@ -221,10 +221,17 @@ async fn login_json(
         .map_err(|e| AppError::BadRequest(format!("Expected {{\"email\",\"password\"}}: {e}")))?;
     match check_password(state, &login.email, &login.password).await? {
         Some(user) => {
-            start_session(req, &user)?;
-            Ok(HttpResponse::Ok().json(serde_json::json!({
-                "user": { "id": user.id, "username": user.username, "email": user.email }
-            })))
+            let signed = state.auth.sign_in(req, user.id, &user.username).await?;
+            let who = serde_json::json!({ "id": user.id, "username": user.username, "email": user.email });
+            let body = match &signed.tokens {
+                Some(pair) => serde_json::json!({
+                    "accessToken": pair.access,
+                    "refreshToken": pair.refresh,
+                    "user": who,
+                }),
+                None => serde_json::json!({ "user": who }),
+            };
+            Ok(with_cookies(HttpResponse::Ok().json(body), signed.cookies))
         }
         None => Ok(HttpResponse::Unauthorized().json(serde_json::json!({
             "error": "invalid_credentials",
@@ -263,11 +270,6 @@ async fn check_password(
     }
 }
 
-fn start_session(req: &HttpRequest, user: &User) -> Result<(), AppError> {
-    session::begin(&req.get_session(), user.id, &user.username)?;
-    Ok(())
-}
-
 #[derive(Deserialize)]
 pub struct LogoutForm {
     csrf_token: Option<String>,
@@ -278,22 +280,70 @@ pub async fn logout(
     state: State,
     form: Option<web::Form<LogoutForm>>,
 ) -> Result<HttpResponse, PageError> {
-    let Some(user) = state.auth.authenticate(&req) else {
-        return Ok(see_other("/login"));
+    let user = match state.auth.authenticate(&req).await {
+        Ok(user) => user,
+        // Refresh, then log out for real: otherwise the refresh cookie
+        // would quietly log the browser back in.
+        Err(Failure::Expired) => return Err(refresh_first(&req).into()),
+        Err(_) => return Ok(see_other("/login")),
     };
     let token = form.as_ref().and_then(|f| f.csrf_token.as_deref());
     verify_csrf(&req, &state, Some(&user), token)?;
-    end_session(&req, &state, &user);
-    Ok(see_other("/login"))
+    let cookies = sign_out(&req, &state, &user).await?;
+    Ok(with_cookies(see_other("/login"), cookies))
 }
 
-/// Ends the request's session and closes the sockets it opened.
-fn end_session(req: &HttpRequest, state: &State, user: &AuthUser) {
-    session::end(&req.get_session());
+/// "Log out everywhere": every session and token family of the user ends,
+/// this one included, and every socket of the user closes.
+pub async fn logout_all(
+    req: HttpRequest,
+    state: State,
+    user: PageUser,
+    form: Option<web::Form<LogoutForm>>,
+) -> Result<HttpResponse, PageError> {
+    let user = user.0;
+    let token = form.as_ref().and_then(|f| f.csrf_token.as_deref());
+    verify_csrf(&req, &state, Some(&user), token)?;
+    let at = state.auth.sign_out_everywhere(user.id).await?;
+    state.events.publish(Event::ValidAfter {
+        user_id: user.id,
+        at,
+    });
+    let cookies = state.auth.sign_out(&req, &user).await?;
+    tracing::info!(user_id = user.id, "logged out everywhere");
+    Ok(with_cookies(see_other("/login"), cookies))
+}
+
+/// Ends the request's credential, tells every instance (its sockets close,
+/// its tokens are refused), and returns the cookies that delete it.
+pub async fn sign_out(
+    req: &HttpRequest,
+    state: &State,
+    user: &AuthUser,
+) -> Result<Vec<Cookie<'static>>, AppError> {
+    let cookies = state.auth.sign_out(req, user).await?;
+    if let Credential::Token {
+        jti, expires_ms, ..
+    } = &user.credential
+    {
+        state.events.publish(Event::TokenDenied {
+            jti: jti.clone(),
+            expires_ms: *expires_ms,
+        });
+    }
     state.events.publish(Event::Revoke {
         user_id: user.id,
         handle: Some(user.credential.handle().to_owned()),
         kind: CloseKind::LoggedOut,
     });
     tracing::info!(user_id = user.id, "logged out");
+    Ok(cookies)
+}
+
+/// Adds cookies to a response.
+pub fn with_cookies(mut res: HttpResponse, cookies: Vec<Cookie<'static>>) -> HttpResponse {
+    for cookie in cookies {
+        let _ = res.add_cookie(&cookie);
+    }
+    res
 }

@@ -14,9 +14,9 @@ use crate::auth::csrf::NONCE_COOKIE;
 use crate::auth::AuthUser;
 
 pub async fn home(req: HttpRequest, state: State) -> HttpResponse {
-    match state.auth.authenticate(&req) {
-        Some(_) => see_other("/rooms"),
-        None => see_other("/login"),
+    match state.auth.authenticate(&req).await {
+        Ok(_) => see_other("/rooms"),
+        Err(_) => see_other("/login"),
     }
 }
 

@@ -1,0 +1,79 @@
+//! The deny-list of access-token ids revoked before they expire: in the
+//! database (embedded) or in Redis with a TTL. Requests never read it; it
+//! lets an instance that starts later build its local view.
+
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+
+use crate::store::{revoked, Db, StoreError};
+
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Clone)]
+pub enum DenyStore {
+    Embedded(Db),
+    Redis(ConnectionManager),
+}
+
+fn redis_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(anyhow::anyhow!("redis: {e}"))
+}
+
+impl DenyStore {
+    pub async fn add(&self, jti: &str, expires_ms: i64) -> Result<(), StoreError> {
+        match self {
+            DenyStore::Embedded(db) => {
+                let jti = jti.to_owned();
+                db.run(move |c| revoked::add(c, &jti, expires_ms)).await
+            }
+            DenyStore::Redis(conn) => {
+                let mut conn = conn.clone();
+                let ttl = expires_ms.saturating_sub(crate::store::now_ms()).max(1);
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(format!("deny:{jti}"))
+                    .arg(expires_ms)
+                    .arg("PX")
+                    .arg(ttl);
+                let set = cmd.query_async::<()>(&mut conn);
+                tokio::time::timeout(TIMEOUT, set)
+                    .await
+                    .map_err(redis_err)?
+                    .map_err(redis_err)
+            }
+        }
+    }
+
+    /// Every entry still in force, with its expiry.
+    pub async fn live(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        match self {
+            DenyStore::Embedded(db) => db.run(|c| revoked::live(c, crate::store::now_ms())).await,
+            DenyStore::Redis(conn) => {
+                let mut conn = conn.clone();
+                let scan = async {
+                    let mut out = Vec::new();
+                    let keys: Vec<String> = {
+                        let mut iter = conn.scan_match::<_, String>("deny:*").await?;
+                        let mut keys = Vec::new();
+                        while let Some(k) = futures_util::StreamExt::next(&mut iter).await {
+                            keys.push(k);
+                        }
+                        keys
+                    };
+                    for key in keys {
+                        let exp: Option<i64> = conn.get(&key).await?;
+                        if let (Some(exp), Some(jti)) = (exp, key.strip_prefix("deny:")) {
+                            out.push((jti.to_owned(), exp));
+                        }
+                    }
+                    Ok::<_, redis::RedisError>(out)
+                };
+                tokio::time::timeout(Duration::from_secs(10), scan)
+                    .await
+                    .map_err(redis_err)?
+                    .map_err(redis_err)
+            }
+        }
+    }
+}
