@@ -172,6 +172,19 @@ impl TestApp {
         self.app = Some(start(&self.pairs).await);
     }
 
+    /// A second instance of the same deployment: same settings, data
+    /// folder, database and Redis, its own port. This instance keeps the
+    /// shared services alive, so it must outlive the second.
+    pub async fn second_instance(&self) -> TestApp {
+        TestApp {
+            app: Some(start(&self.pairs).await),
+            mode: self.mode,
+            pairs: self.pairs.clone(),
+            redis: None,
+            data: None,
+        }
+    }
+
     /// Stops the app for good.
     pub async fn stop(mut self) {
         if let Some(app) = self.app.take() {

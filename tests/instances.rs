@@ -1,0 +1,96 @@
+//! Two instances of one deployment (shared database and Redis): room
+//! messages, logouts and token revocations made on one reach the sockets
+//! and requests of the other through the Redis event channel.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::*;
+
+mod redis_modes {
+    use super::*;
+
+    #[actix_rt::test]
+    async fn session_a_message_posted_on_one_instance_reaches_a_socket_on_the_other() {
+        run(a_message_posted_on_one_instance_reaches_a_socket_on_the_other(Auth::Session)).await;
+    }
+
+    #[actix_rt::test]
+    async fn jwt_a_message_posted_on_one_instance_reaches_a_socket_on_the_other() {
+        run(a_message_posted_on_one_instance_reaches_a_socket_on_the_other(Auth::Jwt)).await;
+    }
+
+    #[actix_rt::test]
+    async fn session_logging_out_on_one_instance_closes_the_socket_on_the_other() {
+        run(logging_out_on_one_instance_closes_the_socket_on_the_other(
+            Auth::Session,
+        ))
+        .await;
+    }
+
+    #[actix_rt::test]
+    async fn jwt_logging_out_on_one_instance_closes_the_socket_on_the_other() {
+        run(logging_out_on_one_instance_closes_the_socket_on_the_other(
+            Auth::Jwt,
+        ))
+        .await;
+    }
+}
+
+fn redis(auth: Auth) -> Mode {
+    Mode {
+        auth,
+        store: Store::Redis,
+    }
+}
+
+async fn a_message_posted_on_one_instance_reaches_a_socket_on_the_other(auth: Auth) {
+    let a = TestApp::spawn(redis(auth)).await;
+    let b = a.second_instance().await;
+    let mut ann = user(&a, "ann").await;
+    let room = create_room(&mut ann, "shared").await;
+    let mut bob = user(&a, "bob").await;
+    bob.retarget(&b);
+    let mut bob_ws = ws_joined(&b, &bob, room).await;
+
+    let mut ann_ws = ws_joined(&a, &ann, room).await;
+    ann_ws
+        .send_json(json!({"type": "message", "roomId": room, "body": "across", "clientId": "c1"}))
+        .await;
+    let seen = bob_ws.next_of_type("message", Duration::from_secs(3)).await;
+    assert_eq!(seen["body"], "across");
+    assert!(seen.get("clientId").is_none(), "{seen}");
+    drop(b);
+}
+
+async fn logging_out_on_one_instance_closes_the_socket_on_the_other(auth: Auth) {
+    let a = TestApp::spawn(redis(auth)).await;
+    let b = a.second_instance().await;
+    let mut ann = user(&a, "ann").await;
+    let mut on_b = ann.clone();
+    on_b.retarget(&b);
+    let (mut ws, _) = ws_authenticated(&b, &on_b).await;
+    let token = ann.access_token();
+
+    let started = Instant::now();
+    ann.logout().await;
+    let closed = ws.expect_close(Duration::from_secs(3)).await;
+    assert_eq!(closed, (1008, "Logged out".to_owned()));
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        started.elapsed()
+    );
+
+    // The other instance refuses the credential too.
+    match token {
+        Some(token) => {
+            let page = on_b.get_bearer("/api/me", &token).await;
+            page.assert_generic_401();
+        }
+        None => assert_eq!(on_b.get("/api/me").await.status, 401),
+    }
+    drop(b);
+}
