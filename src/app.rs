@@ -192,6 +192,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         tokens,
         view: view.clone(),
         db: db.clone(),
+        sessions: sessions.clone(),
     };
     let hub = Arc::new(Hub::default());
     let mut events = Events::in_process(hub.clone()).with_listener(view_listener(view, &config));

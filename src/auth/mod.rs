@@ -18,6 +18,9 @@ use actix_web::HttpRequest;
 use std::sync::Arc;
 
 use crate::config::AuthMode;
+use actix_session::storage::{SessionKey, SessionStore};
+
+use crate::store::kv::SessionBackend;
 use crate::store::{Db, StoreError};
 use revocation::RevocationView;
 pub use tokens::{RefreshFailure, TokenAuth, TokenPair};
@@ -88,6 +91,8 @@ pub struct Auth {
     /// Users' names and valid-after times, and revoked tokens.
     pub view: Arc<RevocationView>,
     pub db: Db,
+    /// The session store (session mode's records).
+    pub sessions: SessionBackend,
 }
 
 impl Auth {
@@ -182,6 +187,17 @@ impl Auth {
                 Ok(TokenAuth::clearing_cookies())
             }
             _ => {
+                // Delete the record now rather than leave it to the session
+                // middleware after the handler: the caller closes the
+                // sockets next, and must not if the record outlives them.
+                if let Some(key) = session::key_from_request(req, &self.cookie_key) {
+                    if let Ok(key) = SessionKey::try_from(key) {
+                        self.sessions
+                            .delete(&key)
+                            .await
+                            .map_err(StoreError::Unavailable)?;
+                    }
+                }
                 session::end(&req.get_session());
                 Ok(Vec::new())
             }
