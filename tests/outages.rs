@@ -329,12 +329,9 @@ impl Drop for WriteLock {
     }
 }
 
-/// Found while writing the test above, and not fixed here (the fix belongs
-/// in the logout handler, outside the storage layer): in session mode the
-/// handler publishes the "Logged out" revocation before the session
-/// middleware deletes the record, so during an outage the user's sockets
-/// are closed as if logged out while the answer is a 503 and the session
-/// stays valid. Run with `--ignored` once that is fixed.
+/// A session-mode logout that cannot delete its record (the store is
+/// down) answers 503 and changes nothing: the sockets stay open, since the
+/// session they belong to still works.
 #[actix_rt::test]
 async fn session_mode_logout_that_fails_in_an_outage_keeps_the_sockets_open() {
     support::run(async {
