@@ -195,6 +195,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         sessions: sessions.clone(),
     };
     let hub = Arc::new(Hub::default());
+    load_ended_logins(&db, &view, &config)
+        .await
+        .context("loading ended logins")?;
     let mut events = Events::in_process(hub.clone()).with_listener(view_listener(view, &config));
     if let Some((client, conn)) = redis {
         events = events.with_redis(client, conn);
@@ -206,6 +209,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         sessions: sessions.clone(),
         csp: web::content_security_policy(&origins),
         ws_auth_timeout: config.ws_auth_timeout,
+        trusted_proxies: config.trusted_proxies.clone(),
+        login_horizon: config.session_max.max(config.refresh_family_max),
     });
 
     tracing::info!(config = %config.describe(), "configuration");
@@ -303,9 +308,45 @@ async fn token_auth(
     Ok(tokens)
 }
 
+/// How long a revoked handle must be refused: until no credential of it
+/// can be valid any more.
+fn handle_memory(config: &Config) -> Duration {
+    match config.auth_mode {
+        AuthMode::Session => config.session_max,
+        AuthMode::Jwt => config.access_token + config.jwt_leeway + Duration::from_secs(1),
+    }
+}
+
+/// Fills the view with the logins ended recently (on any instance), and
+/// keeps forgetting what no longer matters.
+async fn load_ended_logins(
+    db: &Db,
+    view: &Arc<RevocationView>,
+    config: &Config,
+) -> anyhow::Result<()> {
+    let memory = i64::try_from(handle_memory(config).as_millis()).unwrap_or(i64::MAX);
+    let since = crate::store::now_ms().saturating_sub(memory);
+    let ended = db
+        .run(move |c| store::logins::ended_since(c, since))
+        .await?;
+    let until = crate::store::now_ms().saturating_add(memory);
+    for handle in ended {
+        view.revoke_family(&handle, until);
+    }
+    let view = view.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            view.prune();
+        }
+    });
+    Ok(())
+}
+
 /// Keeps the revocation view in step with events from every instance.
 fn view_listener(view: Arc<RevocationView>, config: &Config) -> Listener {
-    let memory = config.access_token + config.jwt_leeway + Duration::from_secs(1);
+    let memory = handle_memory(config);
     Arc::new(move |event: &Event| {
         let until = crate::store::now_ms()
             .saturating_add(i64::try_from(memory.as_millis()).unwrap_or(i64::MAX));
@@ -315,7 +356,7 @@ fn view_listener(view: Arc<RevocationView>, config: &Config) -> Listener {
                 handle: Some(handle),
                 ..
             } => view.revoke_family(handle, until),
-            Event::ValidAfter { user_id, at } => view.set_valid_after(*user_id, *at),
+            Event::ValidAfter { user_id, at, .. } => view.set_valid_after(*user_id, *at),
             _ => {}
         }
     })

@@ -21,6 +21,7 @@ use crate::config::AuthMode;
 use actix_session::storage::{SessionKey, SessionStore};
 
 use crate::store::kv::SessionBackend;
+use crate::store::logins::{self, Login};
 use crate::store::{Db, StoreError};
 use revocation::RevocationView;
 pub use tokens::{RefreshFailure, TokenAuth, TokenPair};
@@ -72,6 +73,25 @@ pub enum Failure {
     Unavailable(anyhow::Error),
 }
 
+/// Who is signing in from where, for the list of logins.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub address: String,
+    pub device: String,
+}
+
+/// How a password change went.
+pub enum PasswordChange {
+    Changed {
+        at: i64,
+        /// The login that stays: this device's.
+        keep: String,
+        cookies: Vec<Cookie<'static>>,
+    },
+    WrongPassword,
+    Invalid(String),
+}
+
 /// What signing in produced: cookies to set and, in token mode, the tokens.
 pub struct SignedIn {
     pub cookies: Vec<Cookie<'static>>,
@@ -110,9 +130,17 @@ impl Auth {
                     .user_entry(&self.db, info.user_id)
                     .await
                     .map_err(|e| Failure::Unavailable(e.into()))?;
-                if user.is_none_or(|u| info.created_ms < u.valid_after) {
+                // "Log out everywhere", a password change and ending a login
+                // from the account page end sessions: by the user's
+                // valid-after time, or by the session's handle.
+                if user.is_none_or(|u| info.valid_from_ms < u.valid_after)
+                    || self.view.is_revoked(&info.handle)
+                {
                     session.purge();
                     return Err(Failure::Invalid);
+                }
+                if info.touched {
+                    self.spawn_seen(&info.handle);
                 }
                 Ok(AuthUser {
                     id: info.user_id,
@@ -126,30 +154,164 @@ impl Auth {
         }
     }
 
-    /// Starts a session or a token family for a user who proved who they are.
+    /// Records, in the background, that a login was just used.
+    pub fn spawn_seen(&self, handle: &str) {
+        let db = self.db.clone();
+        let handle = handle.to_owned();
+        actix_web::rt::spawn(async move {
+            let now = crate::store::now_ms();
+            if let Err(e) = db.run(move |c| logins::seen(c, &handle, now)).await {
+                tracing::debug!(error = %e, "could not record a login's last use");
+            }
+        });
+    }
+
+    /// Starts a session or a token family for a user who proved who they
+    /// are, and lists it among the user's logins.
     pub async fn sign_in(
         &self,
         req: &HttpRequest,
         user_id: i64,
         username: &str,
+        client: &Client,
     ) -> Result<SignedIn, StoreError> {
-        match &self.tokens {
+        let (signed, handle) = match &self.tokens {
             Some(tokens) => {
                 let pair = tokens.issue(user_id).await?;
                 let cookies = vec![tokens.access_cookie(&pair), tokens.refresh_cookie(&pair)];
-                Ok(SignedIn {
-                    cookies,
-                    tokens: Some(pair),
-                })
+                let handle = pair.family.clone();
+                (
+                    SignedIn {
+                        cookies,
+                        tokens: Some(pair),
+                    },
+                    handle,
+                )
             }
             None => {
-                session::begin(&req.get_session(), user_id, username).map_err(StoreError::Other)?;
-                Ok(SignedIn {
-                    cookies: Vec::new(),
-                    tokens: None,
-                })
+                let info = session::begin(&req.get_session(), user_id, username)
+                    .map_err(StoreError::Other)?;
+                (
+                    SignedIn {
+                        cookies: Vec::new(),
+                        tokens: None,
+                    },
+                    info.handle,
+                )
             }
+        };
+        let now = crate::store::now_ms();
+        let login = Login {
+            handle,
+            user_id,
+            user_agent: client.device.clone(),
+            address: client.address.clone(),
+            created_at: now,
+            last_seen: now,
+            ended_at: None,
+        };
+        // In the background: the list of logins is for the user's review,
+        // and must not double the wait of a login while the database is
+        // slow (the credential itself is what has to be stored).
+        let db = self.db.clone();
+        actix_web::rt::spawn(async move {
+            if let Err(e) = db.run(move |c| logins::record(c, &login)).await {
+                tracing::warn!(error = %e, "could not list a new login");
+            }
+        });
+        Ok(signed)
+    }
+
+    /// Ends one of the user's logins (from the account page). Returns false
+    /// when it is not a live login of theirs. The caller publishes the
+    /// revocation, which closes its sockets.
+    pub async fn end_login(&self, user_id: i64, handle: &str) -> Result<bool, StoreError> {
+        let now = crate::store::now_ms();
+        let h = handle.to_owned();
+        let ended = self
+            .db
+            .run(move |c| logins::end(c, user_id, Some(&h), None, now))
+            .await?;
+        if ended.is_empty() {
+            return Ok(false);
         }
+        if let Some(tokens) = &self.tokens {
+            tokens.revoke(handle, None).await?;
+        }
+        self.view.revoke_family(handle, self.handle_memory_until());
+        Ok(true)
+    }
+
+    /// How long an ended handle must be refused: until no credential of it
+    /// can be valid any more (the longest of session and token lives).
+    pub fn handle_memory_until(&self) -> i64 {
+        let session = i64::try_from(self.limits.max.as_millis()).unwrap_or(i64::MAX);
+        let tokens = self.tokens.as_ref().map_or(0, |t| t.family_memory_until());
+        crate::store::now_ms().saturating_add(session).max(tokens)
+    }
+
+    /// Changes the password, checking the current one first. Every other
+    /// login of the user ends (through the valid-after time); this one
+    /// stays, confirmed past it. Returns the valid-after time to publish
+    /// and the cookies to set (token mode: a fresh pair of this family).
+    pub async fn change_password(
+        &self,
+        req: &HttpRequest,
+        user: &AuthUser,
+        current: &str,
+        new: &str,
+    ) -> Result<PasswordChange, StoreError> {
+        let id = user.id;
+        let found = self
+            .db
+            .run(move |c| crate::store::users::by_id(c, id))
+            .await?;
+        let Some(found) = found else {
+            return Ok(PasswordChange::WrongPassword);
+        };
+        let ok = self
+            .hasher
+            .verify(current.to_owned(), Some(found.password_hash))
+            .await
+            .map_err(StoreError::Other)?;
+        if !ok || current.len() > 72 {
+            return Ok(PasswordChange::WrongPassword);
+        }
+        if let Err(message) = identity::password(new) {
+            return Ok(PasswordChange::Invalid(message));
+        }
+        let hash = self
+            .hasher
+            .hash(new.to_owned())
+            .await
+            .map_err(StoreError::Other)?;
+        let at = crate::store::now_ms();
+        self.db
+            .run(move |c| crate::store::users::set_password(c, id, &hash, at))
+            .await?;
+        let keep = user.credential.handle().to_owned();
+        let k = keep.clone();
+        let ended = self
+            .db
+            .run(move |c| logins::end(c, id, None, Some(&k), at))
+            .await?;
+        let until = self.handle_memory_until();
+        for handle in &ended {
+            self.view.revoke_family(handle, until);
+        }
+        let cookies = match &self.tokens {
+            Some(tokens) => {
+                tokens.revoke_all_but(id, &keep).await?;
+                let pair = tokens.reissue(id, &keep).await?;
+                vec![tokens.access_cookie(&pair), tokens.refresh_cookie(&pair)]
+            }
+            None => {
+                session::confirm(&req.get_session(), at).map_err(StoreError::Other)?;
+                Vec::new()
+            }
+        };
+        self.view.set_valid_after(id, at);
+        Ok(PasswordChange::Changed { at, keep, cookies })
     }
 
     /// Invalidates every session and token family of the user, this one
@@ -157,7 +319,10 @@ impl Auth {
     pub async fn sign_out_everywhere(&self, user_id: i64) -> Result<i64, StoreError> {
         let at = crate::store::now_ms();
         self.db
-            .run(move |c| crate::store::users::set_valid_after(c, user_id, at))
+            .run(move |c| {
+                crate::store::users::set_valid_after(c, user_id, at)?;
+                logins::end(c, user_id, None, None, at)
+            })
             .await?;
         if let Some(tokens) = &self.tokens {
             tokens.revoke_all(user_id).await?;
@@ -199,6 +364,17 @@ impl Auth {
                     }
                 }
                 session::end(&req.get_session());
+                let handle = user.credential.handle().to_owned();
+                let now = crate::store::now_ms();
+                // The session is gone already; the list of logins catching
+                // up is not worth failing the logout for.
+                if let Err(e) = self
+                    .db
+                    .run(move |c| logins::end_handle(c, &handle, now))
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not mark a login ended");
+                }
                 Ok(Vec::new())
             }
         }

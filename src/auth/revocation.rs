@@ -48,6 +48,11 @@ impl RevocationView {
             .insert(family.to_owned(), keep_until_ms);
     }
 
+    /// Whether a session handle or token family has been revoked.
+    pub fn is_revoked(&self, handle: &str) -> bool {
+        self.read().families.contains_key(handle)
+    }
+
     /// Records a new valid-after time; an older one never replaces it.
     pub fn set_valid_after(&self, user_id: i64, at: i64) {
         if let Some(entry) = self.write().users.get_mut(&user_id) {

@@ -25,6 +25,9 @@ const USERNAME: &str = "name";
 const HANDLE: &str = "handle";
 const CREATED: &str = "created";
 const SEEN: &str = "seen";
+/// When the session's credential was last confirmed (login or password
+/// change): compared with the user's valid-after time.
+const VALID_FROM: &str = "valid_from";
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -41,6 +44,9 @@ pub struct SessionInfo {
     /// tokens. Unlike the session key, it proves nothing on its own.
     pub handle: String,
     pub created_ms: i64,
+    pub valid_from_ms: i64,
+    /// Whether this read rewrote the last-seen time.
+    pub touched: bool,
 }
 
 impl SessionInfo {
@@ -62,12 +68,15 @@ pub fn begin(session: &Session, user_id: i64, username: &str) -> anyhow::Result<
         username: username.to_owned(),
         handle: random_token(16),
         created_ms: now,
+        valid_from_ms: now,
+        touched: true,
     };
     session.insert(USER_ID, user_id)?;
     session.insert(USERNAME, &info.username)?;
     session.insert(HANDLE, &info.handle)?;
     session.insert(CREATED, now)?;
     session.insert(SEEN, now)?;
+    session.insert(VALID_FROM, now)?;
     Ok(info)
 }
 
@@ -78,12 +87,15 @@ pub fn current(session: &Session, limits: &Limits) -> Option<SessionInfo> {
     let handle: String = session.get(HANDLE).ok()??;
     let created_ms: i64 = session.get(CREATED).ok()??;
     let seen_ms: i64 = session.get(SEEN).ok()??;
+    let valid_from_ms: i64 = session.get(VALID_FROM).ok().flatten().unwrap_or(created_ms);
     let now = now_ms();
-    let info = SessionInfo {
+    let mut info = SessionInfo {
         user_id,
         username,
         handle,
         created_ms,
+        valid_from_ms,
+        touched: false,
     };
     let idle_ms = i64::try_from(limits.idle.as_millis()).unwrap_or(i64::MAX);
     if now >= info.hard_deadline_ms(limits) || now.saturating_sub(seen_ms) >= idle_ms {
@@ -94,8 +106,17 @@ pub fn current(session: &Session, limits: &Limits) -> Option<SessionInfo> {
     if now.saturating_sub(seen_ms) >= touch_ms.min(idle_ms / 2) {
         // Marks the session changed, which makes the store extend its TTL.
         let _ = session.insert(SEEN, now);
+        info.touched = true;
     }
     Some(info)
+}
+
+/// Confirms the session after a password change, keeping its id and
+/// handle (and so its open sockets): it stays valid past the new
+/// valid-after time, while every other session of the user ends.
+pub fn confirm(session: &Session, at: i64) -> anyhow::Result<()> {
+    session.insert(VALID_FROM, at)?;
+    Ok(())
 }
 
 /// Ends the session: the middleware deletes the record and the cookie.

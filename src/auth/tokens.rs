@@ -134,13 +134,48 @@ impl TokenAuth {
         let now = now_ms();
         let families = self
             .db
-            .run(move |c| refresh::revoke_all(c, user_id, now))
+            .run(move |c| refresh::revoke_all(c, user_id, now, None))
             .await?;
         let until = self.family_memory_until();
         for family in families {
             self.view.revoke_family(&family, until);
         }
         Ok(())
+    }
+
+    /// Revokes every family of a user except `keep` (a password change).
+    pub async fn revoke_all_but(&self, user_id: i64, keep: &str) -> Result<(), StoreError> {
+        let now = now_ms();
+        let k = keep.to_owned();
+        let families = self
+            .db
+            .run(move |c| refresh::revoke_all(c, user_id, now, Some(&k)))
+            .await?;
+        let until = self.family_memory_until();
+        for family in families {
+            self.view.revoke_family(&family, until);
+        }
+        Ok(())
+    }
+
+    /// A fresh pair in a live family, issued now: after a password change
+    /// moved the valid-after time, the device that changed it keeps its
+    /// login (and its sockets, which name the family).
+    pub async fn reissue(&self, user_id: i64, family: &str) -> Result<TokenPair, StoreError> {
+        let (tokens, life) = (self.tokens.clone(), self.life);
+        let now = now_ms();
+        let fam = family.to_owned();
+        let pair = self
+            .db
+            .run(move |c| {
+                refresh::reissue(c, user_id, &fam, now, |family| {
+                    let (pair, row) = sign_pair(&tokens, &life, user_id, family, now)
+                        .map_err(StoreError::Other)?;
+                    Ok((row, pair))
+                })
+            })
+            .await?;
+        pair.ok_or_else(|| StoreError::Other(anyhow::anyhow!("the family ended meanwhile")))
     }
 
     /// Starts a family for a user who just proved who they are.
@@ -199,7 +234,15 @@ impl TokenAuth {
             .await
             .map_err(RefreshFailure::Unavailable)?;
         match rotation {
-            Rotation::Rotated(pair) => Ok(pair),
+            Rotation::Rotated(pair) => {
+                let (db, family) = (self.db.clone(), pair.family.clone());
+                actix_web::rt::spawn(async move {
+                    let _ = db
+                        .run(move |c| crate::store::logins::seen(c, &family, now))
+                        .await;
+                });
+                Ok(pair)
+            }
             Rotation::Reused { user_id, family_id } => {
                 tracing::warn!(
                     user_id,

@@ -39,8 +39,15 @@ pub enum Event {
     },
     /// An access token's id is denied until it expires (Unix ms).
     TokenDenied { jti: String, expires_ms: i64 },
-    /// Sessions and tokens issued before `at` (Unix ms) are invalid.
-    ValidAfter { user_id: i64, at: i64 },
+    /// Sessions and tokens issued before `at` (Unix ms) are invalid, and the
+    /// user's sockets close, but those of `keep` (the device that changed
+    /// the password).
+    ValidAfter {
+        user_id: i64,
+        at: i64,
+        #[serde(default)]
+        keep: Option<String>,
+    },
 }
 
 /// Something besides the hub that follows events (the revocation view).
@@ -140,8 +147,9 @@ impl Events {
                     );
                 }
             }
-            Event::ValidAfter { user_id, .. } => {
-                self.hub.revoke(user_id, None, CloseKind::Revoked);
+            Event::ValidAfter { user_id, keep, .. } => {
+                self.hub
+                    .revoke_except(user_id, keep.as_deref(), CloseKind::Revoked);
             }
             Event::TokenDenied { .. } => {}
         }

@@ -253,6 +253,36 @@ impl Hub {
         closed
     }
 
+    /// Closes the user's sockets except those of the `keep` credential.
+    pub fn revoke_except(&self, user_id: i64, keep: Option<&str>, kind: CloseKind) -> usize {
+        let state = self.lock();
+        let Some(ids) = state.by_user.get(&user_id) else {
+            return 0;
+        };
+        let mut closed = 0;
+        for id in ids {
+            if let Some(entry) = state.sockets.get(id) {
+                if keep != Some(entry.handle.as_str()) {
+                    entry.close.close(kind);
+                    closed += 1;
+                }
+            }
+        }
+        closed
+    }
+
+    /// Open sockets per credential handle of a user.
+    pub fn sockets_by_handle(&self, user_id: i64) -> std::collections::HashMap<String, usize> {
+        let state = self.lock();
+        let mut counts = std::collections::HashMap::new();
+        for id in state.by_user.get(&user_id).into_iter().flatten() {
+            if let Some(entry) = state.sockets.get(id) {
+                *counts.entry(entry.handle.clone()).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+
     /// Closes every socket, for shutdown.
     pub fn close_all(&self, kind: CloseKind) {
         for entry in self.lock().sockets.values() {

@@ -6,8 +6,10 @@
 //! on, and `BEGIN IMMEDIATE` for writes so a transaction never has to upgrade
 //! its lock half way (which is where SQLite reports SQLITE_BUSY at once).
 
+pub mod audit;
 mod error;
 pub mod kv;
+pub mod logins;
 pub mod messages;
 mod models;
 pub mod refresh;

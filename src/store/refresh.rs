@@ -135,7 +135,7 @@ fn revoke_in(conn: &mut Conn, family_id: &str, now: i64) -> Result<(), StoreErro
     diesel::update(refresh_tokens::table.filter(refresh_tokens::family_id.eq(family_id)))
         .set(refresh_tokens::revoked.eq(true))
         .execute(conn)?;
-    Ok(())
+    super::logins::end_handle(conn, family_id, now)
 }
 
 /// Revokes one family; returns its user when it exists.
@@ -153,18 +153,56 @@ pub fn revoke(conn: &mut Conn, family_id: &str, now: i64) -> Result<Option<i64>,
     })
 }
 
-/// Revokes every live family of a user; returns their ids.
-pub fn revoke_all(conn: &mut Conn, user_id: i64, now: i64) -> Result<Vec<String>, StoreError> {
+/// Revokes every live family of a user but `keep`; returns their ids.
+pub fn revoke_all(
+    conn: &mut Conn,
+    user_id: i64,
+    now: i64,
+    keep: Option<&str>,
+) -> Result<Vec<String>, StoreError> {
     conn.immediate_transaction(|conn| {
-        let ids: Vec<String> = refresh_families::table
+        let mut live = refresh_families::table
             .filter(refresh_families::user_id.eq(user_id))
             .filter(refresh_families::revoked_at.is_null())
             .select(refresh_families::id)
-            .load(conn)?;
+            .into_boxed();
+        if let Some(keep) = keep {
+            live = live.filter(refresh_families::id.ne(keep));
+        }
+        let ids: Vec<String> = live.load(conn)?;
         for id in &ids {
             revoke_in(conn, id, now)?;
         }
         Ok(ids)
+    })
+}
+
+/// Adds a token made by `issue` to a live family of `user_id`, without
+/// spending the others (after a password change, for the device that made
+/// it). None when the family is not live.
+pub fn reissue<T>(
+    conn: &mut Conn,
+    user_id: i64,
+    family_id: &str,
+    now: i64,
+    issue: impl FnOnce(&Family) -> Result<(NewRefresh, T), StoreError>,
+) -> Result<Option<T>, StoreError> {
+    conn.immediate_transaction(|conn| {
+        let family: Option<Family> = refresh_families::table
+            .find(family_id)
+            .select(Family::as_select())
+            .first(conn)
+            .optional()?;
+        let Some(family) =
+            family.filter(|f| f.user_id == user_id && f.revoked_at.is_none() && f.expires_at > now)
+        else {
+            return Ok(None);
+        };
+        let (row, extra) = issue(&family)?;
+        diesel::insert_into(refresh_tokens::table)
+            .values(&row)
+            .execute(conn)?;
+        Ok(Some(extra))
     })
 }
 

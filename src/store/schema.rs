@@ -80,3 +80,26 @@ diesel::table! {
 
 diesel::joinable!(refresh_tokens -> refresh_families (family_id));
 diesel::allow_tables_to_appear_in_same_query!(refresh_families, refresh_tokens, users);
+diesel::allow_tables_to_appear_in_same_query!(logins, audit_events, users);
+
+diesel::table! {
+    logins (handle) {
+        handle -> Text,
+        user_id -> BigInt,
+        user_agent -> Text,
+        address -> Text,
+        created_at -> BigInt,
+        last_seen -> BigInt,
+        ended_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> BigInt,
+        user_id -> Nullable<BigInt>,
+        kind -> Text,
+        address -> Text,
+        created_at -> BigInt,
+    }
+}

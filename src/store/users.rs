@@ -43,3 +43,14 @@ pub fn set_valid_after(conn: &mut Conn, id: i64, at: i64) -> Result<(), StoreErr
             .map_err(StoreError::from)
     })
 }
+
+/// Sets a new password hash and moves the valid-after time, in one write.
+pub fn set_password(conn: &mut Conn, id: i64, hash: &str, at: i64) -> Result<(), StoreError> {
+    conn.immediate_transaction(|conn| {
+        diesel::update(users::table.find(id))
+            .set((users::password_hash.eq(hash), users::valid_after.eq(at)))
+            .execute(conn)
+            .map(|_| ())
+            .map_err(StoreError::from)
+    })
+}

@@ -1,8 +1,11 @@
 //! HTTP: routes, pages, the JSON API, the WebSocket upgrade, and the
 //! middleware around them.
 
+mod account;
 mod api;
 mod assets;
+mod audit;
+mod client;
 mod error;
 mod extract;
 mod health;
@@ -41,6 +44,11 @@ pub struct AppState {
     pub csp: String,
     /// How long a socket opened without a credential has to authenticate.
     pub ws_auth_timeout: std::time::Duration,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<crate::config::Cidr>,
+    /// How far back an unused login can still be alive (the longest of a
+    /// session's and a token family's lives).
+    pub login_horizon: std::time::Duration,
 }
 
 pub type State = web::Data<Arc<AppState>>;
@@ -60,6 +68,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/login", web::post().to(pages::accounts::login))
         .route("/logout", web::post().to(pages::accounts::logout))
         .route("/logout/all", web::post().to(pages::accounts::logout_all))
+        .route("/account", web::get().to(account::show))
+        .route(
+            "/account/password",
+            web::post().to(account::change_password),
+        )
+        .route("/account/logins/end", web::post().to(account::end_login))
         .route("/rooms", web::get().to(pages::rooms::list))
         .route("/rooms", web::post().to(pages::rooms::create))
         .route("/rooms/{id}", web::get().to(pages::rooms::show))

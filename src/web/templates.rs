@@ -98,3 +98,31 @@ pub struct RoomPage {
     pub error: Option<String>,
     pub body: String,
 }
+
+/// A login as the account page lists it.
+pub struct LoginView {
+    pub handle: String,
+    pub device: String,
+    pub address: String,
+    pub created: String,
+    pub last_seen: String,
+    pub sockets: usize,
+    pub current: bool,
+}
+
+pub struct EventView {
+    pub kind: String,
+    pub address: String,
+    pub at: String,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+pub struct AccountPage {
+    pub user: Option<String>,
+    pub csrf_token: String,
+    pub logins: Vec<LoginView>,
+    pub events: Vec<EventView>,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+}

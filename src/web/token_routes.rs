@@ -6,6 +6,7 @@ use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
+use super::audit;
 use super::error::{ApiError, AppError};
 use super::extract::read_body;
 use super::pages::accounts::with_cookies;
@@ -60,7 +61,12 @@ async fn presented_refresh(
 
 /// Rotates the pair; on reuse after the grace, tells every instance to
 /// close the family's sockets.
-async fn rotate(state: &State, tokens: &TokenAuth, presented: &str) -> Result<TokenPair, AppError> {
+async fn rotate(
+    req: &HttpRequest,
+    state: &State,
+    tokens: &TokenAuth,
+    presented: &str,
+) -> Result<TokenPair, AppError> {
     match tokens.refresh(presented).await {
         Ok(pair) => Ok(pair),
         Err(RefreshFailure::Invalid(reason)) => {
@@ -68,6 +74,7 @@ async fn rotate(state: &State, tokens: &TokenAuth, presented: &str) -> Result<To
             Err(AppError::BearerRequired { invalid: true })
         }
         Err(RefreshFailure::Reused { user_id, family }) => {
+            audit::record(state, req, Some(user_id), "refresh_reuse");
             state.events.publish(Event::Revoke {
                 user_id,
                 handle: Some(family),
@@ -92,7 +99,7 @@ pub async fn refresh(
     let Some((presented, from_cookie)) = presented_refresh(&req, payload).await? else {
         return Err(AppError::BearerRequired { invalid: false }.into());
     };
-    let pair = rotate(&state, tokens, &presented).await?;
+    let pair = rotate(&req, &state, tokens, &presented).await?;
     let body = serde_json::json!({ "accessToken": pair.access, "refreshToken": pair.refresh });
     let mut res = HttpResponse::Ok().json(body);
     if from_cookie {
@@ -120,7 +127,7 @@ pub async fn refresh_page(
             TokenAuth::clearing_cookies(),
         ));
     };
-    match rotate(&state, tokens, &presented).await {
+    match rotate(&req, &state, tokens, &presented).await {
         Ok(pair) => Ok(with_cookies(
             see_other(&next),
             vec![tokens.access_cookie(&pair), tokens.refresh_cookie(&pair)],
@@ -152,7 +159,7 @@ async fn resend_after_refresh(
             TokenAuth::clearing_cookies(),
         ));
     };
-    match rotate(state, tokens, &presented).await {
+    match rotate(req, state, tokens, &presented).await {
         Ok(pair) => Ok(with_cookies(
             repost_to(next),
             vec![tokens.access_cookie(&pair), tokens.refresh_cookie(&pair)],
@@ -205,7 +212,7 @@ pub async fn logout(
         handle: Some(family),
         kind: CloseKind::LoggedOut,
     });
-    tracing::info!(user_id, "token family logged out");
+    audit::record(&state, &req, Some(user_id), "logout");
     Ok(with_cookies(
         HttpResponse::NoContent().finish(),
         TokenAuth::clearing_cookies(),

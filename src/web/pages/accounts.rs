@@ -10,6 +10,7 @@ use super::{render, verify_csrf, CsrfBinding};
 use crate::auth::{identity, AuthUser, Credential, Failure};
 use crate::chat::{CloseKind, Event};
 use crate::store::{self, NewUser, StoreError, User};
+use crate::web::audit;
 use crate::web::error::{ApiError, AppError, PageError};
 use crate::web::extract::{read_body, refresh_first, PageUser};
 use crate::web::templates::{FieldErrors, LoginPage, RegisterPage};
@@ -109,7 +110,12 @@ pub async fn register(
         Err(other) => return Err(other.into()),
     };
     tracing::info!(user_id = user.id, "account registered");
-    let signed = state.auth.sign_in(&req, user.id, &user.username).await?;
+    let client = audit::client_of(&req, &state);
+    let signed = state
+        .auth
+        .sign_in(&req, user.id, &user.username, &client)
+        .await?;
+    audit::record(&state, &req, Some(user.id), "register");
     Ok(with_cookies(see_other("/rooms"), signed.cookies))
 }
 
@@ -195,9 +201,13 @@ async fn login_form_post(
         .map_err(|_| AppError::BadRequest("The form could not be read".into()))?;
     verify_csrf(req, state, None, form.csrf_token.as_deref())?;
     let next = safe_next(form.next.as_deref()).to_owned();
-    match check_password(state, &form.email, &form.password).await? {
+    match check_password(req, state, &form.email, &form.password).await? {
         Some(user) => {
-            let signed = state.auth.sign_in(req, user.id, &user.username).await?;
+            let client = audit::client_of(req, state);
+            let signed = state
+                .auth
+                .sign_in(req, user.id, &user.username, &client)
+                .await?;
             Ok(with_cookies(see_other(&next), signed.cookies))
         }
         None => login_page(
@@ -219,9 +229,13 @@ async fn login_json(
     let body = read_body(req, payload).await?;
     let login: LoginJson = serde_json::from_slice(&body)
         .map_err(|e| AppError::BadRequest(format!("Expected {{\"email\",\"password\"}}: {e}")))?;
-    match check_password(state, &login.email, &login.password).await? {
+    match check_password(req, state, &login.email, &login.password).await? {
         Some(user) => {
-            let signed = state.auth.sign_in(req, user.id, &user.username).await?;
+            let client = audit::client_of(req, state);
+            let signed = state
+                .auth
+                .sign_in(req, user.id, &user.username, &client)
+                .await?;
             let who = serde_json::json!({ "id": user.id, "username": user.username, "email": user.email });
             let body = match &signed.tokens {
                 Some(pair) => serde_json::json!({
@@ -243,6 +257,7 @@ async fn login_json(
 /// The user whose password this is, or none; an unknown email costs the
 /// same bcrypt work as a wrong password.
 async fn check_password(
+    req: &HttpRequest,
     state: &State,
     email: &str,
     password: &str,
@@ -260,11 +275,13 @@ async fn check_password(
     let ok = state.auth.hasher.verify(password.to_owned(), hash).await?;
     match (ok, found) {
         (true, Some(user)) => {
-            tracing::info!(user_id = user.id, "login succeeded");
+            audit::record(state, req, Some(user.id), "login");
             Ok(Some(user))
         }
-        _ => {
-            tracing::info!("login failed");
+        (_, found) => {
+            // The failure shows in the account's own log when the email
+            // names one; the address is all there is to go on otherwise.
+            audit::record(state, req, found.map(|u| u.id), "login_failed");
             Ok(None)
         }
     }
@@ -308,9 +325,10 @@ pub async fn logout_all(
     state.events.publish(Event::ValidAfter {
         user_id: user.id,
         at,
+        keep: None,
     });
     let cookies = state.auth.sign_out(&req, &user).await?;
-    tracing::info!(user_id = user.id, "logged out everywhere");
+    audit::record(&state, &req, Some(user.id), "logout_everywhere");
     Ok(with_cookies(see_other("/login"), cookies))
 }
 
@@ -336,7 +354,7 @@ pub async fn sign_out(
         handle: Some(user.credential.handle().to_owned()),
         kind: CloseKind::LoggedOut,
     });
-    tracing::info!(user_id = user.id, "logged out");
+    audit::record(state, req, Some(user.id), "logout");
     Ok(cookies)
 }
 
