@@ -14,8 +14,6 @@ use anyhow::Context;
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-
 use crate::auth::jwt::Tokens;
 use crate::auth::revocation::RevocationView;
 use crate::auth::tokens::Lifetimes;
@@ -23,7 +21,7 @@ use crate::auth::{csrf::Csrf, origin::OriginPolicy, password::Hasher, session, A
 use crate::chat::events::Listener;
 use crate::chat::{CloseKind, Event, Events, Hub};
 use crate::config::{secret, AuthMode, Config, Secret};
-use crate::store::kv::{DbSessionStore, DenyStore, SessionBackend, TimedRedisStore};
+use crate::store::kv::{DbSessionStore, DenyStore, RedisLink, SessionBackend, TimedRedisStore};
 use crate::store::{self, Db};
 use crate::web::{self, AppState};
 
@@ -108,23 +106,6 @@ fn secret_or_file(
 const REDIS_ROLE: &str =
     "it holds the sessions, the token deny-list and the event channel between instances (REDIS_URL)";
 
-/// A Redis connection with a response timeout, so a stalled Redis fails
-/// requests quickly instead of hanging them.
-async fn redis_connection(url: &str) -> anyhow::Result<(redis::Client, ConnectionManager)> {
-    let client = redis::Client::open(url)?;
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Duration::from_secs(3))
-        .set_response_timeout(Duration::from_secs(2))
-        .set_number_of_retries(2);
-    let conn = tokio::time::timeout(
-        Duration::from_secs(5),
-        ConnectionManager::new_with_config(client.clone(), config),
-    )
-    .await
-    .map_err(|_| anyhow::anyhow!("no answer within 5 seconds"))??;
-    Ok((client, conn))
-}
-
 async fn session_backend(config: &Config, db: &Db) -> anyhow::Result<SessionBackend> {
     match (&config.redis_url, config.redis_url_for_logs()) {
         (Some(url), Some(shown)) => {
@@ -152,7 +133,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         .with_context(|| format!("opening the database {}", config.sqlite_path.display()))?;
     let redis = match (&config.redis_url, config.redis_url_for_logs()) {
         (Some(url), Some(shown)) => Some(
-            redis_connection(url.expose())
+            RedisLink::connect(url.expose())
                 .await
                 .with_context(|| format!("cannot reach Redis at {shown}; {REDIS_ROLE}"))?,
         ),
@@ -173,10 +154,28 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         );
     }
     let view = Arc::new(RevocationView::default());
+    let hub = Arc::new(Hub::default());
+    load_ended_logins(&db, &view, &config)
+        .await
+        .context("loading ended logins")?;
+    let mut events =
+        Events::in_process(hub.clone()).with_listener(view_listener(view.clone(), &config));
+    if let Some(link) = redis.clone() {
+        events = events.with_redis(link);
+    }
     let tokens = match config.auth_mode {
         AuthMode::Session => None,
-        AuthMode::Jwt => Some(token_auth(&config, &db, redis.as_ref(), view.clone()).await?),
+        AuthMode::Jwt => {
+            Some(token_auth(&config, &db, redis.as_ref(), view.clone(), events.linked()).await?)
+        }
     };
+    spawn_resync(
+        events.linked(),
+        db.clone(),
+        view.clone(),
+        &config,
+        tokens.is_some(),
+    );
     let cookie_key = Key::derive_from(secret.expose().as_bytes());
     let limits = session::Limits {
         idle: config.session_idle,
@@ -194,14 +193,6 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         db: db.clone(),
         sessions: sessions.clone(),
     };
-    let hub = Arc::new(Hub::default());
-    load_ended_logins(&db, &view, &config)
-        .await
-        .context("loading ended logins")?;
-    let mut events = Events::in_process(hub.clone()).with_listener(view_listener(view, &config));
-    if let Some((client, conn)) = redis {
-        events = events.with_redis(client, conn);
-    }
     let state = Arc::new(AppState {
         db,
         auth,
@@ -211,6 +202,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         ws_auth_timeout: config.ws_auth_timeout,
         trusted_proxies: config.trusted_proxies.clone(),
         login_horizon: config.session_max.max(config.refresh_family_max),
+        redis: redis.clone(),
     });
 
     tracing::info!(config = %config.describe(), "configuration");
@@ -274,8 +266,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
 async fn token_auth(
     config: &Config,
     db: &Db,
-    redis: Option<&(redis::Client, ConnectionManager)>,
+    redis: Option<&RedisLink>,
     view: Arc<RevocationView>,
+    linked: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<TokenAuth> {
     let access = secret_or_file(config, &config.jwt_secret, "jwt_secret")?;
     let refresh = secret_or_file(config, &config.jwt_refresh_secret, "jwt_refresh_secret")?;
@@ -283,7 +276,7 @@ async fn token_auth(
         anyhow::bail!("JWT_SECRET and JWT_REFRESH_SECRET must differ");
     }
     let deny = match redis {
-        Some((_, conn)) => DenyStore::Redis(conn.clone()),
+        Some(link) => DenyStore::Redis(link.clone()),
         None => DenyStore::Embedded(db.clone()),
     };
     let tokens = TokenAuth {
@@ -302,7 +295,17 @@ async fn token_auth(
             reuse_grace: config.refresh_reuse_grace,
             leeway: config.jwt_leeway,
         },
+        linked,
+        refuse_unlinked: config.refuse_on_redis_outage,
     };
+    if config.redis_url.is_some() {
+        tracing::info!(
+            policy = if config.refuse_on_redis_outage { "refuse" } else { "accept" },
+            "while the Redis event channel is down, tokens not revoked in this instance's view are \
+             {} (REDIS_OUTAGE_POLICY)",
+            if config.refuse_on_redis_outage { "refused with 503" } else { "accepted" }
+        );
+    }
     tokens.load_view().await.context("loading revoked tokens")?;
     spawn_token_upkeep(db.clone(), tokens.view.clone(), config.refresh_reuse_grace);
     Ok(tokens)
@@ -342,6 +345,56 @@ async fn load_ended_logins(
         }
     });
     Ok(())
+}
+
+/// Events published while this instance was not subscribed are lost to
+/// it: each time the channel comes back, reload what the stores know
+/// (revoked families, denied tokens, ended logins, valid-after times).
+fn spawn_resync(
+    mut linked: tokio::sync::watch::Receiver<bool>,
+    db: Db,
+    view: Arc<RevocationView>,
+    config: &Config,
+    token_mode: bool,
+) {
+    let memory = i64::try_from(handle_memory(config).as_millis()).unwrap_or(i64::MAX);
+    tokio::spawn(async move {
+        let mut was = *linked.borrow_and_update();
+        while linked.changed().await.is_ok() {
+            let now = *linked.borrow_and_update();
+            if now && !was {
+                let since = crate::store::now_ms().saturating_sub(memory);
+                let reloaded = db
+                    .run(move |c| {
+                        let ended = store::logins::ended_since(c, since)?;
+                        let families = if token_mode {
+                            store::refresh::revoked_since(c, since)?
+                                .into_iter()
+                                .map(|(f, _)| f)
+                                .collect()
+                        } else {
+                            Vec::new()
+                        };
+                        Ok((ended, families))
+                    })
+                    .await;
+                match reloaded {
+                    Ok((ended, families)) => {
+                        let until = crate::store::now_ms().saturating_add(memory);
+                        for handle in ended.iter().chain(families.iter()) {
+                            view.revoke_family(handle, until);
+                        }
+                        if let Err(e) = view.refresh_users(&db).await {
+                            tracing::warn!(error = %e, "could not reload valid-after times");
+                        }
+                        tracing::info!("event channel back: revocations reloaded from the stores");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not reload revocations"),
+                }
+            }
+            was = now;
+        }
+    });
 }
 
 /// Keeps the revocation view in step with events from every instance.

@@ -94,3 +94,37 @@ async fn logging_out_on_one_instance_closes_the_socket_on_the_other(auth: Auth) 
     }
     drop(b);
 }
+
+#[actix_rt::test]
+async fn a_logout_during_a_redis_outage_reaches_the_other_instance_once_redis_returns() {
+    run(async {
+        let mut a = TestApp::spawn(redis(Auth::Jwt)).await;
+        let b = a.second_instance().await;
+        let mut ann = user(&a, "ann").await;
+        let mut on_b = ann.clone();
+        on_b.retarget(&b);
+        let (mut ws, _) = ws_authenticated(&b, &on_b).await;
+
+        a.redis_mut().expect("a Redis app").stop();
+        // The logout itself succeeds: the family is revoked in the database.
+        let page = ann.logout().await;
+        assert_eq!(page.status, 303, "{}", page.body);
+        a.redis_mut().expect("a Redis app").restart();
+
+        // Once Redis is back, the queued revocation reaches B.
+        let closed = ws.expect_close(Duration::from_secs(20)).await;
+        assert_eq!(closed, (1008, "Logged out".to_owned()));
+        let mut probe = Browser::new(&a);
+        let mut ready = false;
+        for _ in 0..100 {
+            if probe.get("/readyz").await.status == 200 {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(ready, "instance A did not become ready again");
+        drop(b);
+    })
+    .await;
+}

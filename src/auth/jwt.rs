@@ -32,8 +32,11 @@ pub struct Claims {
 }
 
 impl Claims {
+    /// The user id in `sub`, written as we write it (`7`, not `+7` or
+    /// `07`): one user, one spelling.
     pub fn user_id(&self) -> Option<i64> {
-        self.sub.parse().ok().filter(|id| *id > 0)
+        let id: i64 = self.sub.parse().ok().filter(|id| *id > 0)?;
+        (id.to_string() == self.sub).then_some(id)
     }
 }
 
@@ -194,6 +197,13 @@ impl Tokens {
         let claims = data.claims;
         if claims.user_id().is_none() || claims.jti.is_empty() || claims.fam.is_empty() {
             return Err(Refusal::Claims);
+        }
+        // Issued in the future: such a token would outlive a later "log out
+        // everywhere", whose check compares issue times.
+        let now = crate::store::now_ms() / 1000;
+        let leeway = i64::try_from(signer.validation.leeway).unwrap_or(0);
+        if claims.iat > now.saturating_add(leeway) {
+            return Err(Refusal::NotYetValid);
         }
         Ok(claims)
     }

@@ -86,6 +86,8 @@ pub enum PasswordChange {
         at: i64,
         /// The login that stays: this device's.
         keep: String,
+        /// The logins that ended: to publish, so every instance refuses them.
+        ended: Vec<String>,
         cookies: Vec<Cookie<'static>>,
     },
     WrongPassword,
@@ -295,13 +297,10 @@ impl Auth {
             .db
             .run(move |c| logins::end(c, id, None, Some(&k), at))
             .await?;
-        let until = self.handle_memory_until();
-        for handle in &ended {
-            self.view.revoke_family(handle, until);
-        }
+        let mut ended = ended;
         let cookies = match &self.tokens {
             Some(tokens) => {
-                tokens.revoke_all_but(id, &keep).await?;
+                ended.extend(tokens.revoke_all(id, Some(&keep)).await?);
                 let pair = tokens.reissue(id, &keep).await?;
                 vec![tokens.access_cookie(&pair), tokens.refresh_cookie(&pair)]
             }
@@ -310,25 +309,48 @@ impl Auth {
                 Vec::new()
             }
         };
+        ended.sort();
+        ended.dedup();
+        let until = self.handle_memory_until();
+        for handle in &ended {
+            self.view.revoke_family(handle, until);
+        }
         self.view.set_valid_after(id, at);
-        Ok(PasswordChange::Changed { at, keep, cookies })
+        Ok(PasswordChange::Changed {
+            at,
+            keep,
+            ended,
+            cookies,
+        })
     }
 
     /// Invalidates every session and token family of the user, this one
-    /// included. Returns the valid-after time to publish.
-    pub async fn sign_out_everywhere(&self, user_id: i64) -> Result<i64, StoreError> {
+    /// included. Returns the valid-after time and the ended handles, all
+    /// of which the caller publishes: the time alone has second precision
+    /// for tokens, so a login made in the same second needs its handle.
+    pub async fn sign_out_everywhere(
+        &self,
+        user_id: i64,
+    ) -> Result<(i64, Vec<String>), StoreError> {
         let at = crate::store::now_ms();
-        self.db
+        let mut handles = self
+            .db
             .run(move |c| {
                 crate::store::users::set_valid_after(c, user_id, at)?;
                 logins::end(c, user_id, None, None, at)
             })
             .await?;
         if let Some(tokens) = &self.tokens {
-            tokens.revoke_all(user_id).await?;
+            handles.extend(tokens.revoke_all(user_id, None).await?);
+        }
+        handles.sort();
+        handles.dedup();
+        let until = self.handle_memory_until();
+        for handle in &handles {
+            self.view.revoke_family(handle, until);
         }
         self.view.set_valid_after(user_id, at);
-        Ok(at)
+        Ok((at, handles))
     }
 
     /// Ends the request's credential: deletes the session, or revokes the

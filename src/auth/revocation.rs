@@ -106,6 +106,20 @@ impl RevocationView {
         Ok(Some(self.user(id).unwrap_or(entry)))
     }
 
+    /// Reloads the valid-after time of every user in the view: after the
+    /// event channel was down, a "log out everywhere" may have been missed.
+    pub async fn refresh_users(&self, db: &Db) -> Result<(), StoreError> {
+        let ids: Vec<i64> = self.read().users.keys().copied().collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let times = db.run(move |c| store::users::valid_afters(c, &ids)).await?;
+        for (id, at) in times {
+            self.set_valid_after(id, at);
+        }
+        Ok(())
+    }
+
     /// Forgets entries whose tokens have all expired.
     pub fn prune(&self) {
         let now = now_ms();

@@ -38,6 +38,10 @@ pub struct TokenAuth {
     pub db: Db,
     pub deny: DenyStore,
     pub life: Lifetimes,
+    /// Whether this instance hears revocations from the others.
+    pub linked: tokio::sync::watch::Receiver<bool>,
+    /// REDIS_OUTAGE_POLICY=refuse: no token passes while not linked.
+    pub refuse_unlinked: bool,
 }
 
 /// A new access and refresh token of one family.
@@ -69,6 +73,11 @@ fn ms(d: Duration) -> i64 {
 
 /// Where a request's access token came from.
 pub fn presented_access(req: &HttpRequest) -> Option<String> {
+    // Two Authorization headers are ambiguous (proxies disagree on which
+    // one counts): refuse rather than pick one.
+    if req.headers().get_all(AUTHORIZATION).count() > 1 {
+        return Some(String::new());
+    }
     if let Some(value) = req.headers().get(AUTHORIZATION) {
         let value = value.to_str().unwrap_or_default();
         // Any Authorization header is taken as the credential: a malformed
@@ -86,6 +95,14 @@ pub fn presented_access(req: &HttpRequest) -> Option<String> {
 impl TokenAuth {
     /// The user of a valid, unrevoked access token.
     pub async fn check_access(&self, token: &str) -> Result<AuthUser, Failure> {
+        if self.refuse_unlinked && !*self.linked.borrow() {
+            tracing::warn!(
+                "token refused: the Redis event channel is down (REDIS_OUTAGE_POLICY=refuse)"
+            );
+            return Err(Failure::Unavailable(anyhow::anyhow!(
+                "revocation channel down"
+            )));
+        }
         let claims = self.tokens.verify(Kind::Access, token).map_err(|r| {
             tracing::info!(reason = r.as_str(), "access token refused");
             if r == Refusal::Expired {
@@ -129,33 +146,23 @@ impl TokenAuth {
         }
     }
 
-    /// Revokes every family of a user (log out everywhere).
-    pub async fn revoke_all(&self, user_id: i64) -> Result<(), StoreError> {
+    /// Revokes every family of a user but `keep`; returns their ids.
+    pub async fn revoke_all(
+        &self,
+        user_id: i64,
+        keep: Option<&str>,
+    ) -> Result<Vec<String>, StoreError> {
         let now = now_ms();
+        let keep = keep.map(str::to_owned);
         let families = self
             .db
-            .run(move |c| refresh::revoke_all(c, user_id, now, None))
+            .run(move |c| refresh::revoke_all(c, user_id, now, keep.as_deref()))
             .await?;
         let until = self.family_memory_until();
-        for family in families {
-            self.view.revoke_family(&family, until);
+        for family in &families {
+            self.view.revoke_family(family, until);
         }
-        Ok(())
-    }
-
-    /// Revokes every family of a user except `keep` (a password change).
-    pub async fn revoke_all_but(&self, user_id: i64, keep: &str) -> Result<(), StoreError> {
-        let now = now_ms();
-        let k = keep.to_owned();
-        let families = self
-            .db
-            .run(move |c| refresh::revoke_all(c, user_id, now, Some(&k)))
-            .await?;
-        let until = self.family_memory_until();
-        for family in families {
-            self.view.revoke_family(&family, until);
-        }
-        Ok(())
+        Ok(families)
     }
 
     /// A fresh pair in a live family, issued now: after a password change
@@ -258,7 +265,7 @@ impl TokenAuth {
     }
 
     /// The family named by a refresh token, if the token is ours and valid
-    /// apart from its expiry (an expired refresh token can still log out).
+    /// (valid and unexpired; its family may already be revoked).
     pub fn family_of_refresh(&self, token: &str) -> Option<(i64, String)> {
         let claims = self.tokens.verify(Kind::Refresh, token).ok()?;
         Some((claims.user_id()?, claims.fam))
@@ -272,7 +279,13 @@ impl TokenAuth {
         self.view.revoke_family(family, self.family_memory_until());
         if let Some((jti, expires_ms)) = deny {
             self.view.deny_jti(jti, expires_ms);
-            self.deny.add(jti, expires_ms).await?;
+            // The family's revocation in the database already refuses the
+            // token everywhere (instances load revoked families at start,
+            // and hear the event); the deny-list entry only adds to it, so
+            // a Redis outage must not fail the logout.
+            if let Err(e) = self.deny.add(jti, expires_ms).await {
+                tracing::warn!(error = %e, "could not add a token to the deny-list");
+            }
         }
         Ok(())
     }

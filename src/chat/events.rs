@@ -9,10 +9,11 @@ use std::time::Duration;
 use bytestring::ByteString;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::hub::{Hub, SocketId};
 use super::protocol::CloseKind;
+use crate::store::kv::RedisLink;
 
 const CHANNEL: &str = "chat:events";
 /// Events waiting to be published to Redis; past this, they are dropped
@@ -65,6 +66,8 @@ pub struct Events {
     listeners: Arc<Vec<Listener>>,
     outbox: Option<mpsc::Sender<String>>,
     instance: Arc<str>,
+    /// Whether the Redis channel is subscribed (always true without Redis).
+    linked: Arc<watch::Sender<bool>>,
 }
 
 impl Events {
@@ -74,6 +77,7 @@ impl Events {
             listeners: Arc::new(Vec::new()),
             outbox: None,
             instance: crate::util::random_token(9).into(),
+            linked: Arc::new(watch::Sender::new(true)),
         }
     }
 
@@ -85,16 +89,19 @@ impl Events {
 
     /// Publishes through Redis as well, and applies what other instances
     /// publish. Reconnects by itself when Redis goes away.
-    pub fn with_redis(
-        mut self,
-        client: redis::Client,
-        conn: redis::aio::ConnectionManager,
-    ) -> Self {
+    pub fn with_redis(mut self, link: RedisLink) -> Self {
         let (tx, rx) = mpsc::channel(OUTBOX);
-        tokio::spawn(publisher(conn, rx));
-        tokio::spawn(subscriber(client, self.clone()));
+        // Not linked until the subscriber has subscribed.
+        self.linked.send_replace(false);
+        tokio::spawn(publisher(link.clone(), rx));
+        tokio::spawn(subscriber(link.client().clone(), self.clone()));
         self.outbox = Some(tx);
         self
+    }
+
+    /// Follows whether this instance hears the other instances' events.
+    pub fn linked(&self) -> watch::Receiver<bool> {
+        self.linked.subscribe()
     }
 
     pub fn hub(&self) -> &Arc<Hub> {
@@ -156,20 +163,33 @@ impl Events {
     }
 }
 
-async fn publisher(mut conn: redis::aio::ConnectionManager, mut rx: mpsc::Receiver<String>) {
+/// Publishes events in order. While Redis is away each event is retried
+/// until it goes through (the outbox bounds what waits), so a logout made
+/// during an outage still reaches the other instances once Redis returns.
+async fn publisher(link: RedisLink, mut rx: mpsc::Receiver<String>) {
     while let Some(payload) = rx.recv().await {
-        let sent = tokio::time::timeout(
-            Duration::from_secs(2),
-            redis::cmd("PUBLISH")
-                .arg(CHANNEL)
-                .arg(&payload)
-                .query_async::<i64>(&mut conn),
-        )
-        .await;
-        match sent {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "could not publish an event to Redis"),
-            Err(_) => tracing::warn!("publishing an event to Redis timed out"),
+        let mut delay = Duration::from_millis(200);
+        let mut warned = false;
+        loop {
+            let mut conn = link.conn();
+            let sent = tokio::time::timeout(
+                Duration::from_secs(2),
+                redis::cmd("PUBLISH")
+                    .arg(CHANNEL)
+                    .arg(&payload)
+                    .query_async::<i64>(&mut conn),
+            )
+            .await;
+            if matches!(sent, Ok(Ok(_))) {
+                break;
+            }
+            link.failed();
+            if !warned {
+                tracing::warn!("cannot publish to Redis; events wait until it returns");
+                warned = true;
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
         }
     }
 }
@@ -181,6 +201,7 @@ async fn subscriber(client: redis::Client, events: Events) {
             Ok(mut pubsub) => match pubsub.subscribe(CHANNEL).await {
                 Ok(()) => {
                     tracing::info!("subscribed to the Redis event channel");
+                    events.linked.send_replace(true);
                     backoff = Duration::from_millis(200);
                     let mut stream = pubsub.on_message();
                     while let Some(msg) = stream.next().await {
@@ -193,7 +214,11 @@ async fn subscriber(client: redis::Client, events: Events) {
                             Err(e) => tracing::warn!(error = %e, "unreadable event on the channel"),
                         }
                     }
-                    tracing::warn!("lost the Redis event channel; reconnecting");
+                    events.linked.send_replace(false);
+                    tracing::warn!(
+                        "lost the Redis event channel; revocations made on other instances \
+                         do not reach this one until it reconnects"
+                    );
                 }
                 Err(e) => tracing::warn!(error = %e, "could not subscribe to the event channel"),
             },

@@ -11,7 +11,7 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "AUTH_MODE",
         default: "session",
-        meaning: "`session` or `jwt` (jwt is not built yet)",
+        meaning: "`session` (cookie sessions) or `jwt` (access and refresh tokens)",
     },
     Key {
         name: "BIND_ADDR",
@@ -102,6 +102,11 @@ pub const KEYS: &[Key] = &[
         name: "TRUSTED_PROXIES",
         default: "none",
         meaning: "comma-separated addresses or CIDRs whose X-Forwarded-For is believed",
+    },
+    Key {
+        name: "REDIS_OUTAGE_POLICY",
+        default: "accept",
+        meaning: "jwt mode while the Redis event channel is down: `accept` tokens not revoked in the local view, or `refuse` them (503)",
     },
     Key {
         name: "LOG_LEVEL",

@@ -70,6 +70,9 @@ pub struct Config {
     pub ws_auth_timeout: Duration,
     pub trusted_proxies: Vec<Cidr>,
     pub log_level: String,
+    /// Token mode, while the Redis event channel is down: refuse tokens
+    /// (true) or accept those the local view has not seen revoked (false).
+    pub refuse_on_redis_outage: bool,
 }
 
 /// Raw values by setting name, before parsing.
@@ -244,10 +247,20 @@ impl Config {
             refresh_token: raw.secs("REFRESH_TOKEN_SECS", 7 * 86_400)?,
             refresh_family_max: raw.secs("REFRESH_FAMILY_MAX_SECS", 30 * 86_400)?,
             jwt_leeway,
-            refresh_reuse_grace: Duration::from_secs(raw.parse("REFRESH_REUSE_GRACE_SECS", 10u64)?),
+            refresh_reuse_grace: reuse_grace(&raw)?,
             ws_auth_timeout: raw.secs("WS_AUTH_TIMEOUT_SECS", 5)?,
             trusted_proxies,
             log_level: log_level(raw.get("LOG_LEVEL").unwrap_or("info"))?,
+            refuse_on_redis_outage: match raw.get("REDIS_OUTAGE_POLICY").unwrap_or("accept") {
+                "accept" => false,
+                "refuse" => true,
+                other => {
+                    return Err(invalid(
+                        "REDIS_OUTAGE_POLICY",
+                        format!("`{other}` is not a policy; use `accept` or `refuse`"),
+                    ))
+                }
+            },
         })
     }
 
@@ -318,6 +331,16 @@ fn secret(
         Some(v) if secret::is_weak(v) => Err(invalid(key, format!("is a weak value; {how}"))),
         Some(v) => Ok(Some(Secret::new(v))),
     }
+}
+
+/// A long grace would quietly switch off the detection of stolen refresh
+/// tokens, so it is bounded.
+fn reuse_grace(raw: &Raw) -> Result<Duration, ConfigError> {
+    let secs: u64 = raw.parse("REFRESH_REUSE_GRACE_SECS", 10)?;
+    if secs > 60 {
+        return Err(invalid("REFRESH_REUSE_GRACE_SECS", "must be at most 60"));
+    }
+    Ok(Duration::from_secs(secs))
 }
 
 fn log_level(value: &str) -> Result<String, ConfigError> {

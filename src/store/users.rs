@@ -54,3 +54,12 @@ pub fn set_password(conn: &mut Conn, id: i64, hash: &str, at: i64) -> Result<(),
             .map_err(StoreError::from)
     })
 }
+
+/// The valid-after times of the given users.
+pub fn valid_afters(conn: &mut Conn, ids: &[i64]) -> Result<Vec<(i64, i64)>, StoreError> {
+    users::table
+        .filter(users::id.eq_any(ids))
+        .select((users::id, users::valid_after))
+        .load(conn)
+        .map_err(StoreError::from)
+}

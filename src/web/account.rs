@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::audit;
 use super::error::{AppError, PageError};
 use super::extract::PageUser;
-use super::pages::accounts::with_cookies;
+use super::pages::accounts::{publish_ended, with_cookies};
 use super::pages::{render, verify_csrf, CsrfBinding};
 use super::templates::{AccountPage, EventView, LoginView};
 use super::{see_other, State};
@@ -135,7 +135,13 @@ pub async fn change_password(
         .change_password(&req, &user, &form.current_password, &form.new_password)
         .await?;
     match change {
-        PasswordChange::Changed { at, keep, cookies } => {
+        PasswordChange::Changed {
+            at,
+            keep,
+            ended,
+            cookies,
+        } => {
+            publish_ended(&state, user.id, ended);
             state.events.publish(Event::ValidAfter {
                 user_id: user.id,
                 at,

@@ -1,5 +1,6 @@
 //! Probes for orchestrators: `/healthz` says the process answers;
-//! `/readyz` says the database and the session store answer too, so an
+//! `/readyz` says the database, the session store and Redis (with the
+//! event channel subscribed) answer too, so an
 //! instance that lost them is taken out of rotation instead of serving 503s.
 
 use std::time::Duration;
@@ -27,16 +28,25 @@ pub async fn readyz(state: State) -> HttpResponse {
             .is_ok_and(|r| r.is_ok()),
         Err(_) => false,
     };
+    // With Redis: it answers, and this instance hears the event channel
+    // (otherwise revocations made elsewhere do not reach it).
+    let (redis, events) = match &state.redis {
+        Some(link) => (link.ping().await, *state.events.linked().borrow()),
+        None => (true, true),
+    };
+    let ready = database && sessions && redis && events;
     let body = json!({
-        "status": if database && sessions { "ready" } else { "unavailable" },
+        "status": if ready { "ready" } else { "unavailable" },
         "database": database,
         "sessions": sessions,
         "sessionStore": state.sessions.name(),
+        "redis": redis,
+        "eventChannel": events,
     });
-    if database && sessions {
+    if ready {
         HttpResponse::Ok().json(body)
     } else {
-        tracing::warn!(database, sessions, "readiness probe failed");
+        tracing::warn!(database, sessions, redis, events, "readiness probe failed");
         HttpResponse::ServiceUnavailable().json(body)
     }
 }

@@ -49,6 +49,8 @@ pub struct AppState {
     /// How far back an unused login can still be alive (the longest of a
     /// session's and a token family's lives).
     pub login_horizon: std::time::Duration,
+    /// The shared Redis connection, when configured (for the probes).
+    pub redis: Option<crate::store::kv::RedisLink>,
 }
 
 pub type State = web::Data<Arc<AppState>>;

@@ -4,6 +4,7 @@
 
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
 use serde::Deserialize;
 
 use super::audit;
@@ -25,6 +26,8 @@ struct RefreshBody {
 #[derive(Deserialize)]
 pub struct NextQuery {
     next: Option<String>,
+    /// Set on the second pass through `GET /auth/refresh`.
+    bounced: Option<String>,
 }
 
 fn token_auth(state: &State) -> Result<&TokenAuth, AppError> {
@@ -122,6 +125,12 @@ pub async fn refresh_page(
     let tokens = token_auth(&state)?;
     let next = safe_next(query.next.as_deref()).to_owned();
     let Some(presented) = req.cookie(REFRESH_COOKIE).map(|c| c.value().to_owned()) else {
+        // The refresh cookie is SameSite=Strict: a navigation that began
+        // on another site (a link in an email) arrives without it. Go
+        // through one page of our own, from which the browser sends it.
+        if query.bounced.is_none() {
+            return Ok(bounce_page(&next));
+        }
         return Ok(with_cookies(
             see_other(&login_url(&next)),
             TokenAuth::clearing_cookies(),
@@ -138,6 +147,28 @@ pub async fn refresh_page(
             TokenAuth::clearing_cookies(),
         )),
     }
+}
+
+/// A page that sends the browser on to `/auth/refresh` again, now as a
+/// navigation started by our own origin. A meta refresh needs no script,
+/// so the Content-Security-Policy allows it.
+fn bounce_page(next: &str) -> HttpResponse {
+    let encoded = percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC);
+    let page = BouncePage {
+        target: format!("/auth/refresh?next={encoded}&bounced=1"),
+    };
+    match page.render() {
+        Ok(html) => HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(html),
+        Err(_) => see_other(&login_url(next)),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "bounce.html")]
+struct BouncePage {
+    target: String,
 }
 
 /// A page's form post whose access token had expired, sent here as a POST

@@ -31,12 +31,11 @@ pub async fn upgrade(
     body: web::Payload,
     state: State,
 ) -> Result<HttpResponse, ApiError> {
-    // Browsers always send Origin on a socket upgrade; a foreign one is a
-    // page elsewhere trying to ride on our cookies.
-    let has_origin = req.headers().contains_key(actix_web::http::header::ORIGIN);
-    if (has_origin || carries_cookie(req.headers()))
-        && !state.auth.origin.is_same_origin(req.headers())
-    {
+    // An upgrade carrying cookies from a foreign origin is a page elsewhere
+    // trying to ride on them. Without cookies there is nothing to ride on:
+    // a client elsewhere must bring its own token (Bearer or a first
+    // `authenticate` frame), as the cross-site rules allow.
+    if carries_cookie(req.headers()) && !state.auth.origin.is_same_origin(req.headers()) {
         tracing::info!("socket upgrade refused: foreign origin");
         return Err(AppError::bad_origin().into());
     }

@@ -240,3 +240,20 @@ fn malformed_tokens_are_refused() {
     let huge = format!("{}.{}.{}", parts[0], "A".repeat(MAX_TOKEN_BYTES), parts[2]);
     assert_eq!(refused(&huge), Refusal::TooLong);
 }
+
+#[test]
+fn a_token_issued_in_the_future_or_with_an_odd_subject_is_refused() {
+    let mut c = good_claims();
+    c["iat"] = json!(now() + 3600);
+    assert_eq!(refused(&forge(&hs256(), &c, ACCESS)), Refusal::NotYetValid);
+    for sub in ["+7", "07", " 7", "7 "] {
+        let mut c = good_claims();
+        c["sub"] = json!(sub);
+        assert!(
+            tokens()
+                .verify(Kind::Access, &forge(&hs256(), &c, ACCESS))
+                .is_err(),
+            "{sub:?}"
+        );
+    }
+}

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 
+use super::RedisLink;
 use crate::store::{revoked, Db, StoreError};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -14,7 +14,7 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Clone)]
 pub enum DenyStore {
     Embedded(Db),
-    Redis(ConnectionManager),
+    Redis(RedisLink),
 }
 
 fn redis_err(e: impl std::fmt::Display) -> StoreError {
@@ -28,8 +28,8 @@ impl DenyStore {
                 let jti = jti.to_owned();
                 db.run(move |c| revoked::add(c, &jti, expires_ms)).await
             }
-            DenyStore::Redis(conn) => {
-                let mut conn = conn.clone();
+            DenyStore::Redis(link) => {
+                let mut conn = link.conn();
                 let ttl = expires_ms.saturating_sub(crate::store::now_ms()).max(1);
                 let mut cmd = redis::cmd("SET");
                 cmd.arg(format!("deny:{jti}"))
@@ -37,10 +37,14 @@ impl DenyStore {
                     .arg("PX")
                     .arg(ttl);
                 let set = cmd.query_async::<()>(&mut conn);
-                tokio::time::timeout(TIMEOUT, set)
+                let done = tokio::time::timeout(TIMEOUT, set)
                     .await
-                    .map_err(redis_err)?
                     .map_err(redis_err)
+                    .and_then(|r| r.map_err(redis_err));
+                if done.is_err() {
+                    link.failed();
+                }
+                done
             }
         }
     }
@@ -49,8 +53,8 @@ impl DenyStore {
     pub async fn live(&self) -> Result<Vec<(String, i64)>, StoreError> {
         match self {
             DenyStore::Embedded(db) => db.run(|c| revoked::live(c, crate::store::now_ms())).await,
-            DenyStore::Redis(conn) => {
-                let mut conn = conn.clone();
+            DenyStore::Redis(link) => {
+                let mut conn = link.conn();
                 let scan = async {
                     let mut out = Vec::new();
                     let keys: Vec<String> = {

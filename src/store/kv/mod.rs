@@ -3,6 +3,7 @@
 
 mod db_sessions;
 mod deny;
+mod redis_link;
 mod redis_sessions;
 
 use std::collections::HashMap;
@@ -12,6 +13,7 @@ use actix_web::cookie::time::Duration;
 
 pub use db_sessions::DbSessionStore;
 pub use deny::DenyStore;
+pub use redis_link::RedisLink;
 pub use redis_sessions::TimedRedisStore;
 
 /// The session store in force: chosen at startup from `REDIS_URL`.

@@ -321,7 +321,8 @@ pub async fn logout_all(
     let user = user.0;
     let token = form.as_ref().and_then(|f| f.csrf_token.as_deref());
     verify_csrf(&req, &state, Some(&user), token)?;
-    let at = state.auth.sign_out_everywhere(user.id).await?;
+    let (at, ended) = state.auth.sign_out_everywhere(user.id).await?;
+    publish_ended(&state, user.id, ended);
     state.events.publish(Event::ValidAfter {
         user_id: user.id,
         at,
@@ -356,6 +357,17 @@ pub async fn sign_out(
     });
     audit::record(state, req, Some(user.id), "logout");
     Ok(cookies)
+}
+
+/// Tells every instance that these logins of the user ended.
+pub fn publish_ended(state: &State, user_id: i64, handles: Vec<String>) {
+    for handle in handles {
+        state.events.publish(Event::Revoke {
+            user_id,
+            handle: Some(handle),
+            kind: CloseKind::Revoked,
+        });
+    }
 }
 
 /// Adds cookies to a response.
