@@ -237,35 +237,25 @@ impl Hub {
 
     /// Closes the user's sockets, or only those of one credential.
     pub fn revoke(&self, user_id: i64, handle: Option<&str>, kind: CloseKind) -> usize {
-        let state = self.lock();
-        let Some(ids) = state.by_user.get(&user_id) else {
-            return 0;
-        };
-        let mut closed = 0;
-        for id in ids {
-            if let Some(entry) = state.sockets.get(id) {
-                if handle.is_none_or(|h| h == entry.handle) {
-                    entry.close.close(kind);
-                    closed += 1;
-                }
-            }
-        }
-        closed
+        self.close_where(user_id, kind, |h| handle.is_none_or(|wanted| wanted == h))
     }
 
     /// Closes the user's sockets except those of the `keep` credential.
     pub fn revoke_except(&self, user_id: i64, keep: Option<&str>, kind: CloseKind) -> usize {
+        self.close_where(user_id, kind, |h| keep != Some(h))
+    }
+
+    /// Closes the user's sockets whose credential handle `pick` chooses.
+    fn close_where(&self, user_id: i64, kind: CloseKind, pick: impl Fn(&str) -> bool) -> usize {
         let state = self.lock();
         let Some(ids) = state.by_user.get(&user_id) else {
             return 0;
         };
         let mut closed = 0;
-        for id in ids {
-            if let Some(entry) = state.sockets.get(id) {
-                if keep != Some(entry.handle.as_str()) {
-                    entry.close.close(kind);
-                    closed += 1;
-                }
+        for entry in ids.iter().filter_map(|id| state.sockets.get(id)) {
+            if pick(&entry.handle) {
+                entry.close.close(kind);
+                closed += 1;
             }
         }
         closed

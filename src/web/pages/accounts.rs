@@ -7,7 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::{render, verify_csrf, CsrfBinding};
-use crate::auth::{identity, AuthUser, Credential, Failure};
+use crate::auth::{identity, AuthUser, Credential, Failure, SignedIn};
 use crate::chat::{CloseKind, Event};
 use crate::store::{self, NewUser, StoreError, User};
 use crate::web::audit;
@@ -110,11 +110,7 @@ pub async fn register(
         Err(other) => return Err(other.into()),
     };
     tracing::info!(user_id = user.id, "account registered");
-    let client = audit::client_of(&req, &state);
-    let signed = state
-        .auth
-        .sign_in(&req, user.id, &user.username, &client)
-        .await?;
+    let signed = sign_in(&req, &state, &user).await?;
     audit::record(&state, &req, Some(user.id), "register");
     Ok(with_cookies(see_other("/rooms"), signed.cookies))
 }
@@ -203,11 +199,7 @@ async fn login_form_post(
     let next = safe_next(form.next.as_deref()).to_owned();
     match check_password(req, state, &form.email, &form.password).await? {
         Some(user) => {
-            let client = audit::client_of(req, state);
-            let signed = state
-                .auth
-                .sign_in(req, user.id, &user.username, &client)
-                .await?;
+            let signed = sign_in(req, state, &user).await?;
             Ok(with_cookies(see_other(&next), signed.cookies))
         }
         None => login_page(
@@ -231,11 +223,7 @@ async fn login_json(
         .map_err(|e| AppError::BadRequest(format!("Expected {{\"email\",\"password\"}}: {e}")))?;
     match check_password(req, state, &login.email, &login.password).await? {
         Some(user) => {
-            let client = audit::client_of(req, state);
-            let signed = state
-                .auth
-                .sign_in(req, user.id, &user.username, &client)
-                .await?;
+            let signed = sign_in(req, state, &user).await?;
             let who = serde_json::json!({ "id": user.id, "username": user.username, "email": user.email });
             let body = match &signed.tokens {
                 Some(pair) => serde_json::json!({
@@ -357,6 +345,15 @@ pub async fn sign_out(
     });
     audit::record(state, req, Some(user.id), "logout");
     Ok(cookies)
+}
+
+/// Starts a session or token family for `user`, listed with this client.
+async fn sign_in(req: &HttpRequest, state: &State, user: &User) -> Result<SignedIn, StoreError> {
+    let client = audit::client_of(req, state);
+    state
+        .auth
+        .sign_in(req, user.id, &user.username, &client)
+        .await
 }
 
 /// Tells every instance that these logins of the user ended.
