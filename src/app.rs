@@ -21,7 +21,9 @@ use crate::auth::{csrf::Csrf, origin::OriginPolicy, password::Hasher, session, A
 use crate::chat::events::Listener;
 use crate::chat::{CloseKind, Event, Events, Hub};
 use crate::config::{secret, AuthMode, Config, Secret};
-use crate::store::kv::{DbSessionStore, DenyStore, RedisLink, SessionBackend, TimedRedisStore};
+use crate::store::kv::{
+    DbSessionStore, DenyStore, RedisLink, SessionBackend, Throttle, TimedRedisStore,
+};
 use crate::store::{self, Db};
 use crate::web::{self, AppState};
 
@@ -202,6 +204,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         ws_auth_timeout: config.ws_auth_timeout,
         trusted_proxies: config.trusted_proxies.clone(),
         login_horizon: config.session_max.max(config.refresh_family_max),
+        throttle: match &redis {
+            Some(link) => Throttle::Redis(link.clone()),
+            None => Throttle::embedded(),
+        },
         redis: redis.clone(),
     });
 

@@ -112,6 +112,7 @@ fn describe(kind: &str) -> String {
         "register" => "Account created",
         "login" => "Logged in",
         "login_failed" => "Failed login attempt",
+        "login_throttled" => "Login attempts refused after too many failures",
         "logout" => "Logged out",
         "logout_everywhere" => "Logged out everywhere",
         "password_changed" => "Password changed",

@@ -15,6 +15,11 @@ pub fn client_of(req: &HttpRequest, state: &State) -> Client {
     }
 }
 
+/// The client's address, as the audit log and the throttles see it.
+pub fn client_address(req: &HttpRequest, state: &State) -> String {
+    client::address(req, &state.trusted_proxies)
+}
+
 /// Records a security event; the write happens in the background, so a
 /// failing audit store never fails the request it describes.
 pub fn record(state: &State, req: &HttpRequest, user_id: Option<i64>, kind: &'static str) {

@@ -9,6 +9,7 @@ mod client;
 mod error;
 mod extract;
 mod health;
+mod login_limit;
 mod middleware;
 mod pages;
 mod templates;
@@ -49,6 +50,8 @@ pub struct AppState {
     /// How far back an unused login can still be alive (the longest of a
     /// session's and a token family's lives).
     pub login_horizon: std::time::Duration,
+    /// Failed-login counters.
+    pub throttle: crate::store::kv::Throttle,
     /// The shared Redis connection, when configured (for the probes).
     pub redis: Option<crate::store::kv::RedisLink>,
 }

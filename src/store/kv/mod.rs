@@ -5,6 +5,7 @@ mod db_sessions;
 mod deny;
 mod redis_link;
 mod redis_sessions;
+mod throttle;
 
 use std::collections::HashMap;
 
@@ -15,6 +16,7 @@ pub use db_sessions::DbSessionStore;
 pub use deny::DenyStore;
 pub use redis_link::RedisLink;
 pub use redis_sessions::TimedRedisStore;
+pub use throttle::Throttle;
 
 /// The session store in force: chosen at startup from `REDIS_URL`.
 #[derive(Clone)]

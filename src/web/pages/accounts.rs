@@ -1,7 +1,7 @@
 //! Register, log in (form and JSON), log out.
 
 use actix_web::cookie::Cookie;
-use actix_web::http::header::CONTENT_TYPE;
+use actix_web::http::header::{CONTENT_TYPE, RETRY_AFTER};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -10,9 +10,10 @@ use super::{render, verify_csrf, CsrfBinding};
 use crate::auth::{identity, AuthUser, Credential, Failure, SignedIn};
 use crate::chat::{CloseKind, Event};
 use crate::store::{self, NewUser, StoreError, User};
-use crate::web::audit;
+use crate::web::audit::{self, client_address};
 use crate::web::error::{ApiError, AppError, PageError};
 use crate::web::extract::{read_body, refresh_first, PageUser};
+use crate::web::login_limit::Attempt;
 use crate::web::templates::{FieldErrors, LoginPage, RegisterPage};
 use crate::web::{safe_next, see_other, State};
 
@@ -198,11 +199,11 @@ async fn login_form_post(
     verify_csrf(req, state, None, form.csrf_token.as_deref())?;
     let next = safe_next(form.next.as_deref()).to_owned();
     match check_password(req, state, &form.email, &form.password).await? {
-        Some(user) => {
+        Checked::Valid(user) => {
             let signed = sign_in(req, state, &user).await?;
             Ok(with_cookies(see_other(&next), signed.cookies))
         }
-        None => login_page(
+        Checked::Invalid => login_page(
             req,
             state,
             form.email.clone(),
@@ -210,6 +211,18 @@ async fn login_form_post(
             Some(BAD_LOGIN.into()),
             StatusCode::BAD_REQUEST,
         ),
+        Checked::Throttled(wait) => {
+            let mut page = login_page(
+                req,
+                state,
+                form.email.clone(),
+                next,
+                Some(throttled_message(wait)),
+                StatusCode::TOO_MANY_REQUESTS,
+            )?;
+            page.headers_mut().insert(RETRY_AFTER, wait.into());
+            Ok(page)
+        }
     }
 }
 
@@ -222,7 +235,7 @@ async fn login_json(
     let login: LoginJson = serde_json::from_slice(&body)
         .map_err(|e| AppError::BadRequest(format!("Expected {{\"email\",\"password\"}}: {e}")))?;
     match check_password(req, state, &login.email, &login.password).await? {
-        Some(user) => {
+        Checked::Valid(user) => {
             let signed = sign_in(req, state, &user).await?;
             let who = serde_json::json!({ "id": user.id, "username": user.username, "email": user.email });
             let body = match &signed.tokens {
@@ -235,22 +248,42 @@ async fn login_json(
             };
             Ok(with_cookies(HttpResponse::Ok().json(body), signed.cookies))
         }
-        None => Ok(HttpResponse::Unauthorized().json(serde_json::json!({
+        Checked::Invalid => Ok(HttpResponse::Unauthorized().json(serde_json::json!({
             "error": "invalid_credentials",
             "message": BAD_LOGIN,
         }))),
+        Checked::Throttled(wait) => Ok(HttpResponse::TooManyRequests()
+            .insert_header((RETRY_AFTER, wait))
+            .json(serde_json::json!({
+                "error": "too_many_attempts",
+                "message": throttled_message(wait),
+            }))),
     }
 }
 
-/// The user whose password this is, or none; an unknown email costs the
-/// same bcrypt work as a wrong password.
+/// How a login attempt ended.
+enum Checked {
+    Valid(User),
+    Invalid,
+    /// Too many failures: try again in this many seconds.
+    Throttled(u64),
+}
+
+/// Checks a login. An unknown email costs the same bcrypt work as a wrong
+/// password; an attempt over a limit costs none.
 async fn check_password(
     req: &HttpRequest,
     state: &State,
     email: &str,
     password: &str,
-) -> Result<Option<User>, AppError> {
+) -> Result<Checked, AppError> {
     let key = identity::fold(email.trim());
+    let address = client_address(req, state);
+    let attempt = Attempt::new(&key, &address);
+    if let Some(wait) = attempt.blocked(&state.throttle).await? {
+        audit::record(state, req, None, "login_throttled");
+        return Ok(Checked::Throttled(wait));
+    }
     let found = if key.is_empty() || key.len() > 254 || password.len() > 72 {
         None
     } else {
@@ -263,16 +296,26 @@ async fn check_password(
     let ok = state.auth.hasher.verify(password.to_owned(), hash).await?;
     match (ok, found) {
         (true, Some(user)) => {
+            attempt.succeeded(&state.throttle).await?;
             audit::record(state, req, Some(user.id), "login");
-            Ok(Some(user))
+            Ok(Checked::Valid(user))
         }
         (_, found) => {
+            attempt.failed(&state.throttle).await?;
             // The failure shows in the account's own log when the email
             // names one; the address is all there is to go on otherwise.
             audit::record(state, req, found.map(|u| u.id), "login_failed");
-            Ok(None)
+            Ok(Checked::Invalid)
         }
     }
+}
+
+fn throttled_message(wait: u64) -> String {
+    let minutes = wait.div_ceil(60);
+    format!(
+        "Too many failed attempts. Try again in {minutes} minute{}.",
+        if minutes == 1 { "" } else { "s" }
+    )
 }
 
 #[derive(Deserialize)]
