@@ -101,8 +101,17 @@ async fn shuts_down_gracefully_on_sigterm(auth_mode: &str) {
 
     // The whole run's log: no panic, and none of what must never be logged.
     let logs = server.logs();
-    for secret in ["panicked", PASSWORD, "alice@example.com", IN_FLIGHT_BODY, "eyJ"] {
-        assert!(!logs.contains(secret), "the log contains {secret:?}:\n{logs}");
+    for secret in [
+        "panicked",
+        PASSWORD,
+        "alice@example.com",
+        IN_FLIGHT_BODY,
+        "eyJ",
+    ] {
+        assert!(
+            !logs.contains(secret),
+            "the log contains {secret:?}:\n{logs}"
+        );
     }
     // The answer was not a bluff: the message is in the database.
     assert_eq!(stored_bodies(server.data_dir()), vec![IN_FLIGHT_BODY]);
