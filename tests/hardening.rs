@@ -127,11 +127,19 @@ async fn a_socket_closes_with_session_expired_when_its_session_record_is_gone() 
 #[actix_rt::test]
 async fn losing_redis_answers_503_quickly_and_recovers_when_it_returns() {
     run(async {
+        let panics_before = panics::watch();
         let mut app = TestApp::spawn(Store::Redis).await;
         let mut ann = user(&app, "ann").await;
         // Probes come from orchestrators, without cookies.
         let mut probe = Browser::new(&app);
         assert_eq!(probe.get("/readyz").await.status, 200);
+        let room = create_room(&mut ann, "kept").await;
+        assert_eq!(
+            post_message(&mut ann, room, "acknowledged before")
+                .await
+                .status,
+            303
+        );
         app.redis_mut().expect("a Redis app").stop();
 
         let started = std::time::Instant::now();
@@ -161,11 +169,21 @@ async fn losing_redis_answers_503_quickly_and_recovers_when_it_returns() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(ready, "readyz did not recover");
+        assert_eq!(
+            panics::since(panics_before),
+            0,
+            "the app panicked during the outage"
+        );
         let page = ann.get("/rooms").await;
         assert_eq!(
             page.status, 303,
             "no session after Redis lost its data: to the login page"
         );
+        // Messages live in the database: nothing acknowledged is lost.
+        ann.login("ann@example.com", PASSWORD).await;
+        let messages = history(&mut ann, room, "").await;
+        assert_eq!(messages.len(), 1);
+        assert_eq!(messages[0]["body"], "acknowledged before");
     })
     .await;
 }

@@ -98,6 +98,7 @@ async fn logging_out_on_one_instance_closes_the_socket_on_the_other(auth: Auth) 
 #[actix_rt::test]
 async fn a_logout_during_a_redis_outage_reaches_the_other_instance_once_redis_returns() {
     run(async {
+        let panics_before = panics::watch();
         let mut a = TestApp::spawn(redis(Auth::Jwt)).await;
         let b = a.second_instance().await;
         let mut ann = user(&a, "ann").await;
@@ -124,6 +125,11 @@ async fn a_logout_during_a_redis_outage_reaches_the_other_instance_once_redis_re
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(ready, "instance A did not become ready again");
+        assert_eq!(
+            panics::since(panics_before),
+            0,
+            "an instance panicked during the outage"
+        );
         drop(b);
     })
     .await;

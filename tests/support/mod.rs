@@ -194,3 +194,30 @@ pub async fn assert_logged_out(browser: &mut Browser) {
     let me = browser.get("/api/me").await;
     assert_eq!(me.status, 401, "{}", me.body);
 }
+
+/// Counts panics anywhere in this test process (the app's worker threads
+/// included), so a fault test can assert that an outage made none.
+pub mod panics {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Once;
+
+    static COUNT: AtomicUsize = AtomicUsize::new(0);
+    static INSTALL: Once = Once::new();
+
+    /// Starts counting (once per process); returns the count so far.
+    pub fn watch() -> usize {
+        INSTALL.call_once(|| {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                COUNT.fetch_add(1, Ordering::SeqCst);
+                previous(info);
+            }));
+        });
+        COUNT.load(Ordering::SeqCst)
+    }
+
+    /// Panics seen since `watch` returned `since`.
+    pub fn since(since: usize) -> usize {
+        COUNT.load(Ordering::SeqCst) - since
+    }
+}
