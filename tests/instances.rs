@@ -134,3 +134,39 @@ async fn a_logout_during_a_redis_outage_reaches_the_other_instance_once_redis_re
     })
     .await;
 }
+
+#[actix_rt::test]
+async fn with_the_refuse_policy_tokens_are_refused_while_the_event_channel_is_down() {
+    run(async {
+        let mut app =
+            TestApp::spawn_with(redis(Auth::Jwt), &[("REDIS_OUTAGE_POLICY", "refuse")]).await;
+        let mut ann = user(&app, "ann").await;
+        let token = ann.access_token().expect("an access token");
+        assert_eq!(ann.get_bearer("/api/me", &token).await.status, 200);
+
+        app.redis_mut().expect("a Redis app").stop();
+        let mut status = 0;
+        for _ in 0..100 {
+            status = ann.get_bearer("/api/me", &token).await.status;
+            if status == 503 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(status, 503, "tokens still accepted with the channel down");
+
+        app.redis_mut().expect("a Redis app").restart();
+        for _ in 0..150 {
+            status = ann.get_bearer("/api/me", &token).await.status;
+            if status == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            status, 200,
+            "tokens not accepted again once the channel is back"
+        );
+    })
+    .await;
+}
