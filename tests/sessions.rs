@@ -133,6 +133,9 @@ async fn an_idle_session_ends(store: Store) {
 }
 
 /// The session records in Redis; nothing to count in embedded mode.
+/// The session records in Redis (`session:<hash>`).
 fn session_keys(app: &TestApp) -> Vec<String> {
-    app.redis().map(|redis| redis.keys("*")).unwrap_or_default()
+    app.redis()
+        .map(|redis| redis.keys("session:*"))
+        .unwrap_or_default()
 }

@@ -2,15 +2,32 @@
 //!
 //! A login for an unknown email verifies against a dummy hash of the same
 //! cost, so both failures take about as long and the answer reveals nothing.
+//!
+//! bcrypt is slow on purpose, so a flood of logins could take every
+//! blocking thread. At most a few hashes run at once, a bounded number
+//! wait, and past that a request fails at once with `Busy` (503), leaving
+//! the rest of the app responsive.
 
 use std::sync::Arc;
 
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, Semaphore};
+
+/// Hashes that may run at the same time.
+const RUNNING: usize = 4;
+/// Hashes that may wait for a turn; one more is refused.
+const WAITING: usize = 64;
+
+/// Too many password checks under way: try again shortly.
+#[derive(Debug, thiserror::Error)]
+#[error("too many password checks under way")]
+pub struct Busy;
 
 #[derive(Clone)]
 pub struct Hasher {
     cost: u32,
     dummy: Arc<OnceCell<String>>,
+    admitted: Arc<Semaphore>,
+    running: Arc<Semaphore>,
 }
 
 impl Hasher {
@@ -18,12 +35,24 @@ impl Hasher {
         Self {
             cost,
             dummy: Arc::new(OnceCell::new()),
+            admitted: Arc::new(Semaphore::new(RUNNING + WAITING)),
+            running: Arc::new(Semaphore::new(RUNNING)),
         }
+    }
+
+    /// Runs one bcrypt job within the bounds.
+    async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let _admitted = self.admitted.try_acquire().map_err(|_| Busy)?;
+        let _running = self.running.acquire().await?;
+        Ok(tokio::task::spawn_blocking(job).await?)
     }
 
     pub async fn hash(&self, password: String) -> anyhow::Result<String> {
         let cost = self.cost;
-        tokio::task::spawn_blocking(move || bcrypt::hash(password, cost))
+        self.run(move || bcrypt::hash(password, cost))
             .await?
             .map_err(Into::into)
     }
@@ -36,7 +65,8 @@ impl Hasher {
             Some(h) => h,
             None => self.dummy().await?.to_owned(),
         };
-        let ok = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash))
+        let ok = self
+            .run(move || bcrypt::verify(password, &hash))
             .await?
             .unwrap_or(false);
         Ok(ok && known)
@@ -47,7 +77,7 @@ impl Hasher {
             .get_or_try_init(|| async {
                 let cost = self.cost;
                 let secret = crate::util::random_token(24);
-                tokio::task::spawn_blocking(move || bcrypt::hash(secret, cost))
+                self.run(move || bcrypt::hash(secret, cost))
                     .await?
                     .map_err(anyhow::Error::from)
             })

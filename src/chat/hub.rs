@@ -280,6 +280,10 @@ impl Hub {
         }
     }
 
+    pub fn user_socket_count(&self, user_id: i64) -> usize {
+        self.lock().by_user.get(&user_id).map_or(0, |s| s.len())
+    }
+
     pub fn socket_count(&self) -> usize {
         self.lock().sockets.len()
     }

@@ -6,6 +6,7 @@ pub mod frame_guard;
 pub mod hub;
 pub mod post;
 pub mod protocol;
+pub mod rate;
 pub mod socket;
 
 pub use events::{Event, Events};

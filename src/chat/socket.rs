@@ -18,6 +18,7 @@ use super::events::Events;
 use super::hub::Outbound;
 use super::post::{self, message_out, Post, PostError};
 use super::protocol::{self, ClientFrame, CloseKind, ServerFrame};
+use super::rate::{Bucket, Verdict};
 use crate::store::{self, Db, StoreError};
 
 const PING_EVERY: Duration = Duration::from_secs(15);
@@ -26,6 +27,8 @@ const PING_EVERY: Duration = Duration::from_secs(15);
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// A peer silent for this long (no frame, no pong) is gone.
 const SILENCE_LIMIT: Duration = Duration::from_secs(45);
+/// Most sockets one user may have open on one instance.
+const MAX_SOCKETS_PER_USER: usize = 32;
 /// Most rooms one socket may be joined to.
 const MAX_ROOMS: usize = 50;
 
@@ -126,6 +129,7 @@ impl Socket {
     ) -> Result<Identity, Flow> {
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
+        let mut bucket = Bucket::default();
         loop {
             let incoming = tokio::select! {
                 _ = &mut deadline => return Err(Flow::AuthClose(CloseKind::AuthTimeout)),
@@ -134,6 +138,9 @@ impl Socket {
             let flow = match incoming {
                 None => return Err(Flow::Closed(None)),
                 Some(Err(err)) => return Err(Flow::Close(self.protocol_close(&err))),
+                Some(Ok(AggregatedMessage::Text(_))) if bucket.take() == Verdict::Close => {
+                    return Err(Flow::Close(CloseKind::RateLimited));
+                }
                 Some(Ok(AggregatedMessage::Text(text))) => match serde_json::from_str(&text) {
                     Ok(ClientFrame::Authenticate { token }) => Flow::Authenticate(token),
                     _ => Flow::Continue,
@@ -182,6 +189,11 @@ impl Socket {
         session: &mut actix_ws::Session,
         stream: &mut Stream,
     ) -> Flow {
+        // A user with this many sockets open is a script, not a person
+        // with tabs: refuse more rather than let one account hold the hub.
+        if self.events.hub().user_socket_count(identity.user_id) >= MAX_SOCKETS_PER_USER {
+            return Flow::Close(CloseKind::RateLimited);
+        }
         let mut reg = self
             .events
             .hub()
@@ -189,6 +201,7 @@ impl Socket {
         let mut state = Conn {
             socket_id: reg.id,
             floors: HashMap::new(),
+            bucket: Bucket::default(),
         };
         tracing::debug!(socket = reg.id, user_id = identity.user_id, "socket opened");
         if send(session, hello(&identity)).await.is_err() {
@@ -304,6 +317,20 @@ impl Socket {
     }
 
     async fn on_text(&self, text: &str, session: &mut actix_ws::Session, state: &mut Conn) -> Flow {
+        match state.bucket.take() {
+            Verdict::Allow => {}
+            Verdict::Close => return Flow::Close(CloseKind::RateLimited),
+            Verdict::Refuse => {
+                let frame = ServerFrame::Error {
+                    code: "rate_limited",
+                    message: "Too many frames: slow down",
+                };
+                return match send(session, frame.to_text()).await {
+                    Ok(()) => Flow::Continue,
+                    Err(()) => Flow::Closed(None),
+                };
+            }
+        }
         let reply = match serde_json::from_str::<ClientFrame>(text) {
             Err(err) => Reply::error("bad_frame", &format!("Frame not understood: {err}")),
             Ok(ClientFrame::Authenticate { token }) => return Flow::Authenticate(token),
@@ -437,6 +464,7 @@ struct Conn {
     /// Per room, the last message id sent from history on join: live copies
     /// at or below it were already sent.
     floors: HashMap<i64, i64>,
+    bucket: Bucket,
 }
 
 /// Frames to send back to this socket, in order.

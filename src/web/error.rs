@@ -101,6 +101,12 @@ impl AppError {
         }
     }
 
+    /// Seconds a client should wait before trying again, for the errors
+    /// that pass by themselves.
+    pub fn retry_after(&self) -> Option<u64> {
+        matches!(self, AppError::Unavailable(_)).then_some(2)
+    }
+
     pub fn bad_origin() -> Self {
         AppError::Forbidden("bad_origin", "Cross-site request refused")
     }
@@ -130,13 +136,17 @@ impl From<StoreError> for AppError {
                 AppError::Conflict(format!("{column} is already taken"))
             }
             StoreError::Unavailable(cause) => AppError::Unavailable(cause),
-            StoreError::Other(cause) => AppError::Internal(cause),
+            StoreError::Other(cause) => cause.into(),
         }
     }
 }
 
 impl From<anyhow::Error> for AppError {
     fn from(err: anyhow::Error) -> Self {
+        // Too many password checks at once is load, not a fault: 503.
+        if err.is::<crate::auth::password::Busy>() {
+            return AppError::Unavailable(err);
+        }
         AppError::Internal(err)
     }
 }
@@ -167,6 +177,9 @@ impl ResponseError for ApiError {
         let body = serde_json::json!({ "error": self.0.code(), "message": self.0.message() });
         let mut res = HttpResponse::build(self.status_code());
         res.insert_header(header::CacheControl(vec![header::CacheDirective::NoStore]));
+        if let Some(retry) = self.0.retry_after() {
+            res.insert_header((header::RETRY_AFTER, retry));
+        }
         if let AppError::BearerRequired { invalid } = self.0 {
             let challenge = if invalid {
                 "Bearer realm=\"chat\", error=\"invalid_token\""
@@ -235,9 +248,11 @@ impl ResponseError for PageError {
                 let html = page
                     .render()
                     .unwrap_or_else(|_| format!("{} {}", other.status().as_u16(), other.code()));
-                HttpResponse::build(other.status())
-                    .content_type(ContentType::html())
-                    .body(html)
+                let mut res = HttpResponse::build(other.status());
+                if let Some(retry) = other.retry_after() {
+                    res.insert_header((header::RETRY_AFTER, retry));
+                }
+                res.content_type(ContentType::html()).body(html)
             }
         }
     }

@@ -49,3 +49,41 @@ impl Attempt {
         throttle.clear(&self.pair).await
     }
 }
+
+/// Creations per address in a window: accounts and rooms.
+pub struct Quota {
+    pub name: &'static str,
+    pub limit: u32,
+    pub window: Duration,
+}
+
+pub const REGISTRATIONS: Quota = Quota {
+    name: "register",
+    limit: 10,
+    window: Duration::from_secs(3600),
+};
+pub const ROOMS: Quota = Quota {
+    name: "rooms",
+    limit: 30,
+    window: Duration::from_secs(3600),
+};
+
+impl Quota {
+    fn key(&self, address: &str) -> String {
+        format!("{}-from:{address}", self.name)
+    }
+
+    /// Seconds to wait when `address` has used up the quota.
+    pub async fn exhausted(
+        &self,
+        throttle: &Throttle,
+        address: &str,
+    ) -> Result<Option<u64>, StoreError> {
+        let left = throttle.blocked(&self.key(address), self.limit).await?;
+        Ok(left.map(|ms| u64::try_from(ms).unwrap_or(0).div_ceil(1000).max(1)))
+    }
+
+    pub async fn used(&self, throttle: &Throttle, address: &str) -> Result<(), StoreError> {
+        throttle.hit(&self.key(address), self.window).await
+    }
+}

@@ -13,7 +13,7 @@ use crate::store::{self, NewUser, StoreError, User};
 use crate::web::audit::{self, client_address};
 use crate::web::error::{ApiError, AppError, PageError};
 use crate::web::extract::{read_body, refresh_first, PageUser};
-use crate::web::login_limit::Attempt;
+use crate::web::login_limit::{Attempt, REGISTRATIONS};
 use crate::web::templates::{FieldErrors, LoginPage, RegisterPage};
 use crate::web::{safe_next, see_other, State};
 
@@ -85,6 +85,16 @@ pub async fn register(
     let (Some(username), Some((email, email_key)), false) = (username, email, errors.any()) else {
         return register_again(&req, &state, &form, errors, StatusCode::BAD_REQUEST);
     };
+    let address = client_address(&req, &state);
+    if let Some(wait) = REGISTRATIONS.exhausted(&state.throttle, &address).await? {
+        errors.form = Some(format!(
+            "Too many accounts created from your address. Try again in {} minutes.",
+            wait.div_ceil(60)
+        ));
+        let mut page = register_again(&req, &state, &form, errors, StatusCode::TOO_MANY_REQUESTS)?;
+        page.headers_mut().insert(RETRY_AFTER, wait.into());
+        return Ok(page);
+    }
     let hash = state.auth.hasher.hash(form.password.clone()).await?;
     let now = store::now_ms();
     let new = NewUser {
@@ -110,7 +120,7 @@ pub async fn register(
         }
         Err(other) => return Err(other.into()),
     };
-    tracing::info!(user_id = user.id, "account registered");
+    REGISTRATIONS.used(&state.throttle, &address).await?;
     let signed = sign_in(&req, &state, &user).await?;
     audit::record(&state, &req, Some(user.id), "register");
     Ok(with_cookies(see_other("/rooms"), signed.cookies))

@@ -1,6 +1,7 @@
 //! The room list, room creation, a room's page and posting without
 //! JavaScript.
 
+use actix_web::http::header::RETRY_AFTER;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -9,8 +10,10 @@ use super::{render, verify_csrf, CsrfBinding};
 use crate::auth::{identity, AuthUser};
 use crate::chat::post::{self, Post, PostError};
 use crate::store::{self, Room, StoreError};
+use crate::web::audit::client_address;
 use crate::web::error::{AppError, PageError};
 use crate::web::extract::PageUser;
+use crate::web::login_limit::ROOMS;
 use crate::web::templates::{MessageView, RoomPage, RoomsPage};
 use crate::web::{see_other, State};
 
@@ -85,6 +88,24 @@ pub async fn create(
             .await
         }
     };
+    let address = client_address(&req, &state);
+    if let Some(wait) = ROOMS.exhausted(&state.throttle, &address).await? {
+        let msg = Some(format!(
+            "Too many rooms created from your address. Try again in {} minutes.",
+            wait.div_ceil(60)
+        ));
+        let mut page = rooms_page(
+            &req,
+            &state,
+            &user,
+            form.name.clone(),
+            msg,
+            StatusCode::TOO_MANY_REQUESTS,
+        )
+        .await?;
+        page.headers_mut().insert(RETRY_AFTER, wait.into());
+        return Ok(page);
+    }
     let user_id = user.id;
     let created = state
         .db
@@ -93,6 +114,7 @@ pub async fn create(
     match created {
         Ok(room) => {
             tracing::info!(room_id = room.id, user_id, "room created");
+            ROOMS.used(&state.throttle, &address).await?;
             Ok(see_other(&format!("/rooms/{}", room.id)))
         }
         Err(StoreError::Conflict(_)) => {
