@@ -184,13 +184,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         max: config.session_max,
     };
     let auth = Auth {
-        mode: config.auth_mode,
         limits,
         csrf: Csrf::new(secret.expose().as_bytes()),
         origin: origin.clone(),
         hasher: Hasher::new(config.bcrypt_cost),
         cookie_key: cookie_key.clone(),
         tokens,
+        handle_memory: handle_memory(&config),
         view: view.clone(),
         db: db.clone(),
         sessions: sessions.clone(),
@@ -313,12 +313,13 @@ async fn token_auth(
         );
     }
     tokens.load_view().await.context("loading revoked tokens")?;
-    spawn_token_upkeep(db.clone(), tokens.view.clone(), config.refresh_reuse_grace);
+    spawn_token_upkeep(db.clone(), config.refresh_reuse_grace);
     Ok(tokens)
 }
 
 /// How long a revoked handle must be refused: until no credential of it
-/// can be valid any more.
+/// can be valid any more. The one source for `Auth`, the event listener
+/// and the reloads.
 fn handle_memory(config: &Config) -> Duration {
     match config.auth_mode {
         AuthMode::Session => config.session_max,
@@ -421,19 +422,13 @@ fn view_listener(view: Arc<RevocationView>, config: &Config) -> Listener {
     })
 }
 
-/// Forgets expired revocations, and purges expired refresh tokens and
-/// deny-list rows, now and then.
-fn spawn_token_upkeep(db: Db, view: Arc<RevocationView>, grace: Duration) {
+/// Purges expired refresh tokens and deny-list rows every ten minutes.
+/// (The revocation view forgets on its own schedule, in `load_ended_logins`.)
+fn spawn_token_upkeep(db: Db, grace: Duration) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        let mut rounds = 0u32;
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
         loop {
             tick.tick().await;
-            view.prune();
-            rounds = rounds.wrapping_add(1);
-            if rounds % 10 != 1 {
-                continue;
-            }
             let keep = i64::try_from(grace.as_millis()).unwrap_or(0);
             let purged = db
                 .run(move |c| {

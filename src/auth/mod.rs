@@ -16,8 +16,8 @@ use actix_web::cookie::Cookie;
 use actix_web::HttpRequest;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::config::AuthMode;
 use actix_session::storage::{SessionKey, SessionStore};
 
 use crate::store::kv::SessionBackend;
@@ -102,7 +102,6 @@ pub struct SignedIn {
 
 /// The authentication settings and state every request needs.
 pub struct Auth {
-    pub mode: AuthMode,
     pub limits: session::Limits,
     pub csrf: csrf::Csrf,
     pub origin: origin::OriginPolicy,
@@ -110,6 +109,9 @@ pub struct Auth {
     pub cookie_key: actix_web::cookie::Key,
     /// Present in token mode.
     pub tokens: Option<TokenAuth>,
+    /// How long an ended session handle or token family must be refused:
+    /// until no credential of it can still be valid.
+    pub handle_memory: Duration,
     /// Users' names and valid-after times, and revoked tokens.
     pub view: Arc<RevocationView>,
     pub db: Db,
@@ -244,12 +246,10 @@ impl Auth {
         Ok(true)
     }
 
-    /// How long an ended handle must be refused: until no credential of it
-    /// can be valid any more (the longest of session and token lives).
+    /// Until when an ended handle must be refused (see `handle_memory`).
     pub fn handle_memory_until(&self) -> i64 {
-        let session = i64::try_from(self.limits.max.as_millis()).unwrap_or(i64::MAX);
-        let tokens = self.tokens.as_ref().map_or(0, |t| t.family_memory_until());
-        crate::store::now_ms().saturating_add(session).max(tokens)
+        let memory = i64::try_from(self.handle_memory.as_millis()).unwrap_or(i64::MAX);
+        crate::store::now_ms().saturating_add(memory)
     }
 
     /// Changes the password, checking the current one first. Every other

@@ -171,19 +171,21 @@ async fn publisher(link: RedisLink, mut rx: mpsc::Receiver<String>) {
         let mut delay = Duration::from_millis(200);
         let mut warned = false;
         loop {
-            let mut conn = link.conn();
-            let sent = tokio::time::timeout(
-                Duration::from_secs(2),
-                redis::cmd("PUBLISH")
-                    .arg(CHANNEL)
-                    .arg(&payload)
-                    .query_async::<i64>(&mut conn),
-            )
-            .await;
-            if matches!(sent, Ok(Ok(_))) {
+            let sent = link
+                .run(Duration::from_secs(2), |mut conn| {
+                    let payload = payload.clone();
+                    async move {
+                        redis::cmd("PUBLISH")
+                            .arg(CHANNEL)
+                            .arg(payload)
+                            .query_async::<i64>(&mut conn)
+                            .await
+                    }
+                })
+                .await;
+            if sent.is_ok() {
                 break;
             }
-            link.failed();
             if !warned {
                 tracing::warn!("cannot publish to Redis; events wait until it returns");
                 warned = true;

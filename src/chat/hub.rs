@@ -179,10 +179,6 @@ impl Hub {
         }
     }
 
-    pub fn user_of(&self, id: SocketId) -> Option<i64> {
-        self.lock().sockets.get(&id).map(|e| e.user_id)
-    }
-
     pub fn is_member(&self, id: SocketId, room_id: i64) -> bool {
         self.lock()
             .sockets

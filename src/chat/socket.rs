@@ -200,6 +200,7 @@ impl Socket {
             .register(identity.user_id, &identity.handle);
         let mut state = Conn {
             socket_id: reg.id,
+            user_id: identity.user_id,
             floors: HashMap::new(),
             bucket: Bucket::default(),
         };
@@ -385,9 +386,8 @@ impl Socket {
             if let Some(last) = rows.last() {
                 state.floors.insert(room_id, last.id);
             }
-            let user_id = hub.user_of(state.socket_id);
             for row in rows {
-                let own = Some(row.author_id) == user_id;
+                let own = row.author_id == state.user_id;
                 let out = message_out(row, own);
                 frames.push(ServerFrame::Message(&out).to_text());
             }
@@ -403,15 +403,11 @@ impl Socket {
         client_id: Option<String>,
         state: &mut Conn,
     ) -> Reply {
-        let hub = self.events.hub();
-        let (Some(author_id), true) = (
-            hub.user_of(state.socket_id),
-            hub.is_member(state.socket_id, room_id),
-        ) else {
+        if !self.events.hub().is_member(state.socket_id, room_id) {
             return Reply::error("not_joined", "Join the room before sending to it");
-        };
+        }
         let post = Post {
-            author_id,
+            author_id: state.user_id,
             room_id,
             body,
             client_id,
@@ -461,6 +457,9 @@ fn close_reason(kind: CloseKind) -> CloseReason {
 
 struct Conn {
     socket_id: u64,
+    /// Fixed for the socket's life: re-authentication as another user is
+    /// refused.
+    user_id: i64,
     /// Per room, the last message id sent from history on join: live copies
     /// at or below it were already sent.
     floors: HashMap<i64, i64>,

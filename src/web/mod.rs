@@ -9,7 +9,7 @@ mod client;
 mod error;
 mod extract;
 mod health;
-pub(crate) mod login_limit;
+pub(crate) mod limits;
 mod middleware;
 mod pages;
 mod templates;

@@ -17,10 +17,6 @@ pub enum DenyStore {
     Redis(RedisLink),
 }
 
-fn redis_err(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(anyhow::anyhow!("redis: {e}"))
-}
-
 impl DenyStore {
     pub async fn add(&self, jti: &str, expires_ms: i64) -> Result<(), StoreError> {
         match self {
@@ -29,22 +25,18 @@ impl DenyStore {
                 db.run(move |c| revoked::add(c, &jti, expires_ms)).await
             }
             DenyStore::Redis(link) => {
-                let mut conn = link.conn();
                 let ttl = expires_ms.saturating_sub(crate::store::now_ms()).max(1);
-                let mut cmd = redis::cmd("SET");
-                cmd.arg(format!("deny:{jti}"))
-                    .arg(expires_ms)
-                    .arg("PX")
-                    .arg(ttl);
-                let set = cmd.query_async::<()>(&mut conn);
-                let done = tokio::time::timeout(TIMEOUT, set)
-                    .await
-                    .map_err(redis_err)
-                    .and_then(|r| r.map_err(redis_err));
-                if done.is_err() {
-                    link.failed();
-                }
-                done
+                let key = format!("deny:{jti}");
+                link.run(TIMEOUT, |mut conn| async move {
+                    redis::cmd("SET")
+                        .arg(key)
+                        .arg(expires_ms)
+                        .arg("PX")
+                        .arg(ttl)
+                        .query_async::<()>(&mut conn)
+                        .await
+                })
+                .await
             }
         }
     }
@@ -54,29 +46,24 @@ impl DenyStore {
         match self {
             DenyStore::Embedded(db) => db.run(|c| revoked::live(c, crate::store::now_ms())).await,
             DenyStore::Redis(link) => {
-                let mut conn = link.conn();
-                let scan = async {
-                    let mut out = Vec::new();
-                    let keys: Vec<String> = {
+                link.run(Duration::from_secs(10), |mut conn| async move {
+                    let mut keys = Vec::new();
+                    {
                         let mut iter = conn.scan_match::<_, String>("deny:*").await?;
-                        let mut keys = Vec::new();
                         while let Some(k) = futures_util::StreamExt::next(&mut iter).await {
                             keys.push(k);
                         }
-                        keys
-                    };
+                    }
+                    let mut out = Vec::new();
                     for key in keys {
                         let exp: Option<i64> = conn.get(&key).await?;
                         if let (Some(exp), Some(jti)) = (exp, key.strip_prefix("deny:")) {
                             out.push((jti.to_owned(), exp));
                         }
                     }
-                    Ok::<_, redis::RedisError>(out)
-                };
-                tokio::time::timeout(Duration::from_secs(10), scan)
-                    .await
-                    .map_err(redis_err)?
-                    .map_err(redis_err)
+                    Ok(out)
+                })
+                .await
             }
         }
     }

@@ -3,11 +3,14 @@
 //! failure a fresh manager is built in the background, every half second,
 //! until Redis answers, and swapped in.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::store::StoreError;
 
 const REBUILD_EVERY: Duration = Duration::from_millis(500);
 
@@ -56,7 +59,7 @@ impl RedisLink {
     }
 
     /// The current connection (cheap to clone).
-    pub fn conn(&self) -> ConnectionManager {
+    fn conn(&self) -> ConnectionManager {
         self.inner
             .conn
             .read()
@@ -65,7 +68,7 @@ impl RedisLink {
     }
 
     /// Reports a failed command: rebuilds the connection in the background.
-    pub fn failed(&self) {
+    fn failed(&self) {
         if self.inner.rebuilding.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -86,18 +89,27 @@ impl RedisLink {
         });
     }
 
+    /// Runs commands on the current connection within `limit`; a failure
+    /// or a timeout starts a rebuild and is `Unavailable` (503).
+    pub async fn run<T, F, Fut>(&self, limit: Duration, commands: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let outcome = match tokio::time::timeout(limit, commands(self.conn())).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(e)) => anyhow::anyhow!("redis: {e}"),
+            Err(_) => anyhow::anyhow!("redis did not answer within {limit:?}"),
+        };
+        self.failed();
+        Err(StoreError::Unavailable(outcome))
+    }
+
     /// Whether Redis answers a PING within two seconds.
     pub async fn ping(&self) -> bool {
-        let mut conn = self.conn();
-        let cmd = redis::cmd("PING");
-        let ping = cmd.query_async::<String>(&mut conn);
-        let ok = matches!(
-            tokio::time::timeout(Duration::from_secs(2), ping).await,
-            Ok(Ok(_))
-        );
-        if !ok {
-            self.failed();
-        }
-        ok
+        let ping = self.run(Duration::from_secs(2), |mut conn| async move {
+            redis::cmd("PING").query_async::<String>(&mut conn).await
+        });
+        ping.await.is_ok()
     }
 }

@@ -17,10 +17,6 @@ pub enum Throttle {
     Redis(RedisLink),
 }
 
-fn redis_err(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(anyhow::anyhow!("redis: {e}"))
-}
-
 impl Throttle {
     pub fn embedded() -> Self {
         Throttle::Embedded(Arc::default())
@@ -39,18 +35,18 @@ impl Throttle {
                     .map(|(_, end)| end - now))
             }
             Throttle::Redis(link) => {
-                let mut conn = link.conn();
                 let key = format!("throttle:{key}");
-                let mut pipe = redis::pipe();
-                pipe.cmd("GET").arg(&key).cmd("PTTL").arg(&key);
-                let query = pipe.query_async::<(Option<u32>, i64)>(&mut conn);
-                let (count, ttl) = tokio::time::timeout(TIMEOUT, query)
-                    .await
-                    .map_err(redis_err)?
-                    .map_err(|e| {
-                        link.failed();
-                        redis_err(e)
-                    })?;
+                let (count, ttl) = link
+                    .run(TIMEOUT, |mut conn| async move {
+                        redis::pipe()
+                            .cmd("GET")
+                            .arg(&key)
+                            .cmd("PTTL")
+                            .arg(&key)
+                            .query_async::<(Option<u32>, i64)>(&mut conn)
+                            .await
+                    })
+                    .await?;
                 Ok((count.unwrap_or(0) >= limit && ttl > 0).then_some(ttl))
             }
         }
@@ -76,23 +72,21 @@ impl Throttle {
                 Ok(())
             }
             Throttle::Redis(link) => {
-                let mut conn = link.conn();
                 let key = format!("throttle:{key}");
-                let mut pipe = redis::pipe();
-                pipe.cmd("INCR").arg(&key).ignore();
-                pipe.cmd("PEXPIRE")
-                    .arg(&key)
-                    .arg(window_ms)
-                    .arg("NX")
-                    .ignore();
-                let query = pipe.query_async::<()>(&mut conn);
-                tokio::time::timeout(TIMEOUT, query)
-                    .await
-                    .map_err(redis_err)?
-                    .map_err(|e| {
-                        link.failed();
-                        redis_err(e)
-                    })
+                link.run(TIMEOUT, |mut conn| async move {
+                    redis::pipe()
+                        .cmd("INCR")
+                        .arg(&key)
+                        .ignore()
+                        .cmd("PEXPIRE")
+                        .arg(&key)
+                        .arg(window_ms)
+                        .arg("NX")
+                        .ignore()
+                        .query_async::<()>(&mut conn)
+                        .await
+                })
+                .await
             }
         }
     }
@@ -104,14 +98,14 @@ impl Throttle {
                 Ok(())
             }
             Throttle::Redis(link) => {
-                let mut conn = link.conn();
-                let mut cmd = redis::cmd("DEL");
-                cmd.arg(format!("throttle:{key}"));
-                let query = cmd.query_async::<()>(&mut conn);
-                tokio::time::timeout(TIMEOUT, query)
-                    .await
-                    .map_err(redis_err)?
-                    .map_err(redis_err)
+                let key = format!("throttle:{key}");
+                link.run(TIMEOUT, |mut conn| async move {
+                    redis::cmd("DEL")
+                        .arg(key)
+                        .query_async::<()>(&mut conn)
+                        .await
+                })
+                .await
             }
         }
     }

@@ -13,7 +13,7 @@ use crate::store::{self, NewUser, StoreError, User};
 use crate::web::audit::{self, client_address};
 use crate::web::error::{ApiError, AppError, PageError};
 use crate::web::extract::{read_body, refresh_first, PageUser};
-use crate::web::login_limit::{Attempt, REGISTRATIONS};
+use crate::web::limits::{Attempt, REGISTRATIONS};
 use crate::web::templates::{FieldErrors, LoginPage, RegisterPage};
 use crate::web::{safe_next, see_other, State};
 

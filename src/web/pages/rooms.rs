@@ -13,7 +13,7 @@ use crate::store::{self, Room, StoreError};
 use crate::web::audit::client_address;
 use crate::web::error::{AppError, PageError};
 use crate::web::extract::PageUser;
-use crate::web::login_limit::ROOMS;
+use crate::web::limits::ROOMS;
 use crate::web::templates::{MessageView, RoomPage, RoomsPage};
 use crate::web::{see_other, State};
 

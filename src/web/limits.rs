@@ -1,5 +1,7 @@
-//! Limits on password guessing: failed logins are counted per account and
-//! client address, and per address. Past a limit, further attempts are
+//! Limits on password guessing and on creations per address.
+//!
+//! Failed logins are counted per account and client address, and per
+//! address. Past a limit, further attempts are
 //! refused before any bcrypt work, until the window ends. The pair limit
 //! is low, so one address cannot guess one account's password; the
 //! address limit is higher, for an address trying many accounts. The owner
