@@ -209,6 +209,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
             None => Throttle::embedded(),
         },
         redis: redis.clone(),
+        message_rates: Arc::default(),
+        pending_sockets: Arc::default(),
     });
 
     tracing::info!(config = %config.describe(), "configuration");

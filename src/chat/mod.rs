@@ -4,6 +4,7 @@
 pub mod events;
 pub mod frame_guard;
 pub mod hub;
+pub mod pending;
 pub mod post;
 pub mod protocol;
 pub mod rate;

@@ -1,17 +1,24 @@
 //! Posting a message, the one path for the socket and the no-JavaScript
-//! form: check the body, store it once per client id, then publish it.
+//! form: check the body and the user's message rate, store it once per
+//! client id, then publish it.
 
 use bytestring::ByteString;
+
+use std::time::Duration;
 
 use super::events::{Event, Events};
 use super::hub::SocketId;
 use super::protocol::{self, MessageOut, ServerFrame};
+use super::rate::UserRates;
 use crate::store::{self, Db, StoreError};
 
 #[derive(Debug)]
 pub enum PostError {
     /// The body or client id was refused: an error code and a message.
     Invalid(&'static str, &'static str),
+    /// The user posts too fast: nothing was stored or sent; the next
+    /// message may come after this long.
+    RateLimited(Duration),
     Store(StoreError),
 }
 
@@ -26,8 +33,14 @@ pub struct Post<'a> {
 
 /// Stores and publishes; returns the sender's copy (with its client id).
 /// A client id already used by the author returns the stored message again
-/// and publishes nothing.
-pub async fn post(db: &Db, events: &Events, post: Post<'_>) -> Result<MessageOut, PostError> {
+/// and publishes nothing. Every attempt with a valid body counts against
+/// the author's message rate, resends included: a resend costs a lookup.
+pub async fn post(
+    db: &Db,
+    events: &Events,
+    rates: &UserRates,
+    post: Post<'_>,
+) -> Result<MessageOut, PostError> {
     let body = protocol::clean_body(post.body)
         .map_err(|(code, message)| PostError::Invalid(code, message))?;
     if post
@@ -40,6 +53,7 @@ pub async fn post(db: &Db, events: &Events, post: Post<'_>) -> Result<MessageOut
             "clientId must be 1 to 64 bytes",
         ));
     }
+    rates.take(post.author_id).map_err(PostError::RateLimited)?;
     let new = store::NewMessage {
         room_id: post.room_id,
         author_id: post.author_id,

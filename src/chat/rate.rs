@@ -1,21 +1,41 @@
-//! A token bucket per socket: a burst of frames is fine, a steady flood is
-//! not. A frame over the limit gets an error frame; a client that keeps
-//! going after many refusals is closed with 1008 "Rate limited".
+//! Token buckets: a burst is fine, a steady flood is not.
+//!
+//! Each socket has a bucket for the frames it sends. Each user has one
+//! more, for messages, shared by all of the user's sockets on this
+//! instance and by the no-JavaScript form (`UserRates`). Over a limit a
+//! socket gets an error frame; a socket that keeps going after many
+//! refusals in a row is closed with 1008 "Rate limited".
 
-use std::time::Instant;
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-/// Frames a socket may send at once.
-const BURST: f64 = 30.0;
-/// Frames per second a socket may keep sending.
-const PER_SECOND: f64 = 10.0;
+/// How many at once, and how many per second after that.
+#[derive(Debug, Clone, Copy)]
+pub struct Rate {
+    pub burst: f64,
+    pub per_second: f64,
+}
+
+/// Frames one socket may send: joins, leaves and messages alike.
+pub const SOCKET_FRAMES: Rate = Rate {
+    burst: 30.0,
+    per_second: 10.0,
+};
+
+/// Messages one user may post, over all of its sockets and the form. The
+/// burst is a little above one socket's, so that one tab catching up on a
+/// queue of unsent messages is not refused, but a user's many sockets
+/// together cannot multiply the per-socket rate. Two a second sustained is
+/// far above what a person types and close to what other chat services
+/// allow per user; a script wanting more is what this limit is for.
+pub const USER_MESSAGES: Rate = Rate {
+    burst: 40.0,
+    per_second: 2.0,
+};
+
 /// Refused frames in a row before the socket is closed.
 const STRIKES: u32 = 20;
-
-pub struct Bucket {
-    tokens: f64,
-    last: Instant,
-    strikes: u32,
-}
 
 /// What to do with a frame.
 #[derive(Debug, PartialEq, Eq)]
@@ -27,12 +47,78 @@ pub enum Verdict {
     Close,
 }
 
+/// The tokens of one bucket, refilled lazily when taken from.
+#[derive(Debug, Clone, Copy)]
+struct Tokens {
+    tokens: f64,
+    last: Instant,
+}
+
+impl Tokens {
+    fn full(rate: Rate, now: Instant) -> Self {
+        Self {
+            tokens: rate.burst,
+            last: now,
+        }
+    }
+
+    fn refill(&mut self, rate: Rate, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * rate.per_second).min(rate.burst);
+    }
+
+    /// Takes one token, or says how long until one is there.
+    fn take(&mut self, rate: Rate, now: Instant) -> Result<(), Duration> {
+        self.refill(rate, now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return Ok(());
+        }
+        Err(Duration::from_secs_f64(
+            (1.0 - self.tokens) / rate.per_second,
+        ))
+    }
+
+    /// Whether the bucket would be full by `now`, which is the same as not
+    /// having it at all.
+    fn is_full_at(&self, rate: Rate, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens + elapsed * rate.per_second >= rate.burst
+    }
+}
+
+/// Refusals in a row on one socket.
+#[derive(Debug, Default)]
+pub struct Strikes(u32);
+
+impl Strikes {
+    /// Turns the answer of a bucket into what the socket does.
+    pub fn judge(&mut self, allowed: bool) -> Verdict {
+        if allowed {
+            self.0 = 0;
+            return Verdict::Allow;
+        }
+        self.0 += 1;
+        if self.0 >= STRIKES {
+            Verdict::Close
+        } else {
+            Verdict::Refuse
+        }
+    }
+}
+
+/// The frame bucket of one socket.
+pub struct Bucket {
+    tokens: Tokens,
+    strikes: Strikes,
+}
+
 impl Default for Bucket {
     fn default() -> Self {
         Self {
-            tokens: BURST,
-            last: Instant::now(),
-            strikes: 0,
+            tokens: Tokens::full(SOCKET_FRAMES, Instant::now()),
+            strikes: Strikes::default(),
         }
     }
 }
@@ -43,27 +129,86 @@ impl Bucket {
     }
 
     fn take_at(&mut self, now: Instant) -> Verdict {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * PER_SECOND).min(BURST);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            self.strikes = 0;
-            return Verdict::Allow;
+        let allowed = self.tokens.take(SOCKET_FRAMES, now).is_ok();
+        self.strikes.judge(allowed)
+    }
+}
+
+/// How often idle users' buckets are dropped.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// The message buckets of every user who posted lately, on this instance.
+///
+/// Kept in memory per instance, not in Redis: behind a balancer that
+/// spreads one user over N instances the user may post up to N times the
+/// rate, which is acceptable since the per-socket limits and the sockets
+/// per user still bound what one account can push through each instance.
+/// A bucket that would have refilled completely is the same as none, so
+/// such entries are swept out now and then: memory follows the users who
+/// posted within the last minute or so, never all users ever seen.
+pub struct UserRates {
+    rate: Rate,
+    state: Mutex<Buckets>,
+}
+
+struct Buckets {
+    by_user: HashMap<i64, Tokens>,
+    swept: Instant,
+}
+
+impl Default for UserRates {
+    fn default() -> Self {
+        Self::new(USER_MESSAGES)
+    }
+}
+
+impl UserRates {
+    pub fn new(rate: Rate) -> Self {
+        Self {
+            rate,
+            state: Mutex::new(Buckets {
+                by_user: HashMap::new(),
+                swept: Instant::now(),
+            }),
         }
-        self.strikes += 1;
-        if self.strikes >= STRIKES {
-            Verdict::Close
-        } else {
-            Verdict::Refuse
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Buckets> {
+        // Plain numbers behind the lock: a panic elsewhere leaves them usable.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Takes one message from the user's bucket, or says how long until
+    /// the next one may be posted.
+    pub fn take(&self, user_id: i64) -> Result<(), Duration> {
+        self.take_at(user_id, Instant::now())
+    }
+
+    fn take_at(&self, user_id: i64, now: Instant) -> Result<(), Duration> {
+        let rate = self.rate;
+        let mut state = self.lock();
+        if now.saturating_duration_since(state.swept) >= SWEEP_EVERY {
+            state.by_user.retain(|_, t| !t.is_full_at(rate, now));
+            state.swept = now;
         }
+        state
+            .by_user
+            .entry(user_id)
+            .or_insert_with(|| Tokens::full(rate, now))
+            .take(rate, now)
+    }
+
+    /// Users with a bucket in memory.
+    pub fn tracked(&self) -> usize {
+        self.lock().by_user.len()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn a_burst_passes_a_flood_is_refused_then_closed() {
@@ -86,5 +231,45 @@ mod tests {
             t += Duration::from_millis(120);
             assert_eq!(b.take_at(t), Verdict::Allow);
         }
+    }
+
+    #[test]
+    fn a_users_bucket_is_shared_and_says_how_long_to_wait() {
+        let rates = UserRates::default();
+        let t = Instant::now();
+        for _ in 0..40 {
+            assert!(rates.take_at(7, t).is_ok());
+        }
+        let wait = rates.take_at(7, t).unwrap_err();
+        assert!(wait > Duration::ZERO && wait <= Duration::from_millis(500));
+        assert!(rates.take_at(8, t).is_ok(), "another user is unaffected");
+        assert!(rates.take_at(7, t + Duration::from_millis(500)).is_ok());
+    }
+
+    #[test]
+    fn idle_users_are_forgotten() {
+        let rates = UserRates::default();
+        let t = Instant::now();
+        for user in 0..1000 {
+            rates.take_at(user, t).unwrap();
+        }
+        for _ in 0..40 {
+            let _ = rates.take_at(5000, t + Duration::from_secs(50));
+        }
+        assert_eq!(rates.tracked(), 1001);
+        // Past the sweep, only the user whose bucket is still short remains
+        // (plus the one posting now).
+        rates.take_at(6000, t + SWEEP_EVERY).unwrap();
+        assert_eq!(rates.tracked(), 2);
+    }
+
+    #[test]
+    fn strikes_reset_on_an_allowed_frame() {
+        let mut s = Strikes::default();
+        for _ in 0..19 {
+            assert_eq!(s.judge(false), Verdict::Refuse);
+        }
+        assert_eq!(s.judge(true), Verdict::Allow);
+        assert_eq!(s.judge(false), Verdict::Refuse);
     }
 }

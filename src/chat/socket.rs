@@ -16,9 +16,10 @@ use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseReason, Protocol
 
 use super::events::Events;
 use super::hub::Outbound;
+use super::pending::Pending;
 use super::post::{self, message_out, Post, PostError};
 use super::protocol::{self, ClientFrame, CloseKind, ServerFrame};
-use super::rate::{Bucket, Verdict};
+use super::rate::{Bucket, Strikes, UserRates, Verdict};
 use crate::store::{self, Db, StoreError};
 
 const PING_EVERY: Duration = Duration::from_secs(15);
@@ -77,6 +78,11 @@ pub struct Socket {
     pub keepalive: Option<(Duration, KeepAlive)>,
     /// Set by the frame guard when a frame header announced too much.
     pub oversize: Arc<AtomicBool>,
+    /// Message buckets per user, shared with every socket and the form.
+    pub rates: Arc<UserRates>,
+    /// Counts this socket against its address while it has not
+    /// authenticated; dropped once it has, or when the task ends.
+    pub pending: Option<Pending>,
 }
 
 enum Flow {
@@ -106,7 +112,10 @@ impl Socket {
             }
             Start::AwaitToken(timeout) => {
                 match self.await_token(&mut session, &mut stream, timeout).await {
-                    Ok(identity) => Some(identity),
+                    Ok(identity) => {
+                        self.pending = None;
+                        Some(identity)
+                    }
                     Err(flow) => {
                         finish(session, flow).await;
                         return;
@@ -203,6 +212,7 @@ impl Socket {
             user_id: identity.user_id,
             floors: HashMap::new(),
             bucket: Bucket::default(),
+            user_strikes: Strikes::default(),
         };
         tracing::debug!(socket = reg.id, user_id = identity.user_id, "socket opened");
         if send(session, hello(&identity)).await.is_err() {
@@ -347,7 +357,10 @@ impl Socket {
                 room_id,
                 body,
                 client_id,
-            }) => self.message(room_id, &body, client_id, state).await,
+            }) => match self.message(room_id, &body, client_id, state).await {
+                Some(reply) => reply,
+                None => return Flow::Close(CloseKind::RateLimited),
+            },
         };
         for frame in reply.0 {
             if send(session, frame).await.is_err() {
@@ -396,15 +409,20 @@ impl Socket {
         Reply(frames)
     }
 
+    /// Posts a message; `None` when the user's rate was refused so often in
+    /// a row that the socket is to close.
     async fn message(
         &self,
         room_id: i64,
         body: &str,
         client_id: Option<String>,
         state: &mut Conn,
-    ) -> Reply {
+    ) -> Option<Reply> {
         if !self.events.hub().is_member(state.socket_id, room_id) {
-            return Reply::error("not_joined", "Join the room before sending to it");
+            return Some(Reply::error(
+                "not_joined",
+                "Join the room before sending to it",
+            ));
         }
         let post = Post {
             author_id: state.user_id,
@@ -413,11 +431,22 @@ impl Socket {
             client_id,
             origin: Some(state.socket_id),
         };
-        match post::post(&self.db, &self.events, post).await {
+        let outcome = post::post(&self.db, &self.events, &self.rates, post).await;
+        let limited = matches!(outcome, Err(PostError::RateLimited(_)));
+        if state.user_strikes.judge(!limited) == Verdict::Close {
+            return None;
+        }
+        Some(match outcome {
             Ok(own) => Reply::one(ServerFrame::Message(&own).to_text()),
             Err(PostError::Invalid(code, message)) => Reply::error(code, message),
+            // The same code as the socket's own frame limit: to the client
+            // both mean "slow down".
+            Err(PostError::RateLimited(_)) => Reply::error(
+                "rate_limited",
+                "Too many messages from your account: slow down",
+            ),
             Err(PostError::Store(err)) => unavailable(&err),
-        }
+        })
     }
 }
 
@@ -464,6 +493,8 @@ struct Conn {
     /// at or below it were already sent.
     floors: HashMap<i64, i64>,
     bucket: Bucket,
+    /// Messages refused in a row by the user's shared rate.
+    user_strikes: Strikes,
 }
 
 /// Frames to send back to this socket, in order.

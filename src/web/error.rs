@@ -37,6 +37,10 @@ pub enum AppError {
     TooLarge,
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    /// A limit that passes with time: a code, a message, and the seconds
+    /// to wait.
+    #[error("too many requests ({0})")]
+    TooMany(&'static str, &'static str, u64),
     #[error("service unavailable")]
     Unavailable(#[source] anyhow::Error),
     #[error("internal error")]
@@ -58,6 +62,7 @@ impl AppError {
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::TooMany(..) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -71,7 +76,7 @@ impl AppError {
             | AppError::BearerRequired { .. }
             | AppError::LoginRequired(_)
             | AppError::RefreshRequired { .. } => "not_authenticated",
-            AppError::Forbidden(code, _) => code,
+            AppError::Forbidden(code, _) | AppError::TooMany(code, ..) => code,
             AppError::NotFound => "not_found",
             AppError::Conflict(_) => "conflict",
             AppError::TooLarge => "payload_too_large",
@@ -88,7 +93,7 @@ impl AppError {
             | AppError::BearerRequired { .. }
             | AppError::LoginRequired(_)
             | AppError::RefreshRequired { .. } => "Authentication required".into(),
-            AppError::Forbidden(_, m) => (*m).into(),
+            AppError::Forbidden(_, m) | AppError::TooMany(_, m, _) => (*m).into(),
             AppError::NotFound => "Not found".into(),
             AppError::TooLarge => "The request body is too large".into(),
             AppError::UnsupportedMediaType => {
@@ -104,7 +109,11 @@ impl AppError {
     /// Seconds a client should wait before trying again, for the errors
     /// that pass by themselves.
     pub fn retry_after(&self) -> Option<u64> {
-        matches!(self, AppError::Unavailable(_)).then_some(2)
+        match self {
+            AppError::Unavailable(_) => Some(2),
+            AppError::TooMany(_, _, wait) => Some(*wait),
+            _ => None,
+        }
     }
 
     pub fn bad_origin() -> Self {

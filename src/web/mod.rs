@@ -52,6 +52,10 @@ pub struct AppState {
     pub login_horizon: std::time::Duration,
     /// Failed-login counters.
     pub throttle: crate::store::kv::Throttle,
+    /// Message rates per user, shared by the sockets and the form.
+    pub message_rates: Arc<crate::chat::rate::UserRates>,
+    /// Sockets waiting to authenticate, per client address.
+    pub pending_sockets: Arc<crate::chat::pending::PendingSockets>,
     /// The shared Redis connection, when configured (for the probes).
     pub redis: Option<crate::store::kv::RedisLink>,
 }

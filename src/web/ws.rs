@@ -1,4 +1,5 @@
-//! `GET /ws`: the origin rule, then the credential, then the upgrade; the
+//! `GET /ws`: the origin rule, then the credential, then the limit on
+//! sockets waiting to authenticate, then the upgrade; the
 //! connection itself runs in `chat::socket`.
 //!
 //! Session mode refuses an upgrade without a live session with 401. Token
@@ -22,6 +23,7 @@ use super::{AppState, State};
 use crate::auth::origin::carries_cookie;
 use crate::auth::{session, AuthUser, Failure};
 use crate::chat::frame_guard::FrameGuard;
+use crate::chat::pending::Pending;
 use crate::chat::protocol::MAX_FRAME_BYTES;
 use crate::chat::socket::{AuthAnswer, Authenticator, Identity, KeepAlive, Socket, Start};
 use crate::chat::CloseKind;
@@ -48,6 +50,13 @@ pub async fn upgrade(
         Err(Failure::Expired) => Start::Refused(CloseKind::TokenExpired),
         Err(Failure::Invalid) => Start::Refused(CloseKind::InvalidToken),
     };
+    // Sockets still to authenticate are counted per address and refused
+    // past the limit here, before the upgrade, where a plain 429 is
+    // possible; no other socket counts.
+    let pending = match start {
+        Start::AwaitToken(_) => Some(admit_pending(&req, &state)?),
+        _ => None,
+    };
     let keepalive = if token_mode {
         None
     } else {
@@ -71,9 +80,26 @@ pub async fn upgrade(
         authenticator,
         keepalive,
         oversize,
+        rates: Arc::clone(&state.message_rates),
+        pending,
     };
     actix_web::rt::spawn(socket.run(ws_session, stream));
     Ok(response)
+}
+
+/// Counts a socket that has yet to authenticate against its address.
+fn admit_pending(req: &HttpRequest, state: &State) -> Result<Pending, AppError> {
+    let address = super::audit::client_address(req, state);
+    state.pending_sockets.admit(&address).ok_or_else(|| {
+        tracing::info!(address = %address, "socket upgrade refused: too many waiting to authenticate");
+        // A waiting socket is gone within the authentication timeout.
+        let wait = state.ws_auth_timeout.as_secs().max(1);
+        AppError::TooMany(
+            "too_many_sockets",
+            "Too many sockets from your address are waiting to authenticate",
+            wait,
+        )
+    })
 }
 
 fn identity(user: &AuthUser, token_mode: bool) -> Identity {

@@ -219,8 +219,31 @@ pub async fn post_message(
         client_id: None,
         origin: None,
     };
-    match post::post(&state.db, &state.events, post).await {
+    match post::post(&state.db, &state.events, &state.message_rates, post).await {
         Ok(_) => Ok(see_other(&format!("/rooms/{room_id}"))),
+        Err(PostError::RateLimited(wait)) => {
+            // Whole seconds, rounded up: waiting that long always suffices.
+            let wait = u64::try_from(wait.as_millis())
+                .unwrap_or(u64::MAX)
+                .div_ceil(1000)
+                .max(1);
+            let message = format!(
+                "You are sending messages too fast. Wait {wait} second{} and send again.",
+                if wait == 1 { "" } else { "s" }
+            );
+            let mut page = room_page(
+                &req,
+                &state,
+                &user,
+                room_id,
+                None,
+                Some((message, form.body.clone())),
+                StatusCode::TOO_MANY_REQUESTS,
+            )
+            .await?;
+            page.headers_mut().insert(RETRY_AFTER, wait.into());
+            Ok(page)
+        }
         Err(PostError::Invalid(_, message)) => {
             let error = Some((message.to_owned(), form.body.clone()));
             room_page(
