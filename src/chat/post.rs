@@ -53,6 +53,7 @@ pub async fn post(db: &Db, events: &Events, post: Post<'_>) -> Result<MessageOut
         .map_err(PostError::Store)?;
     let mut out = message_out(row, true);
     if inserted {
+        events.hub().metrics().message_stored();
         let client_id = out.client_id.take();
         let everyone = ByteString::from(ServerFrame::Message(&out).to_text());
         events.publish(Event::RoomMessage {

@@ -46,7 +46,7 @@ pub async fn upgrade(
         Err(_) if !token_mode => return Err(AppError::NotAuthenticated.into()),
         Err(Failure::Missing) => Start::AwaitToken(state.ws_auth_timeout),
         Err(Failure::Expired) => Start::Refused(CloseKind::TokenExpired),
-        Err(Failure::Invalid) => Start::Refused(CloseKind::InvalidToken),
+        Err(Failure::Invalid | Failure::Revoked) => Start::Refused(CloseKind::InvalidToken),
     };
     let keepalive = if token_mode {
         None
@@ -96,10 +96,7 @@ fn authenticator(state: Arc<AppState>) -> Authenticator {
     Box::new(move |token: String| {
         let state = state.clone();
         Box::pin(async move {
-            let Some(tokens) = &state.auth.tokens else {
-                return AuthAnswer::Refused(CloseKind::InvalidToken);
-            };
-            match tokens.check_access(&token).await {
+            match state.auth.check_token(&token).await {
                 Ok(user) => AuthAnswer::Accepted(identity(&user, true)),
                 Err(Failure::Expired) => AuthAnswer::Refused(CloseKind::TokenExpired),
                 Err(Failure::Unavailable(_)) => AuthAnswer::Unavailable,
