@@ -20,7 +20,8 @@ use crate::auth::tokens::Lifetimes;
 use crate::auth::{csrf::Csrf, origin::OriginPolicy, password::Hasher, session, Auth, TokenAuth};
 use crate::chat::events::Listener;
 use crate::chat::{CloseKind, Event, Events, Hub};
-use crate::config::{secret, AuthMode, Config, Secret};
+use crate::config::{secret, AuthMode, Config, MetricsExposure, Secret};
+use crate::metrics::Metrics;
 use crate::store::kv::{
     DbSessionStore, DenyStore, RedisLink, SessionBackend, Throttle, TimedRedisStore,
 };
@@ -30,9 +31,18 @@ use crate::web::{self, AppState};
 /// A started server.
 pub struct RunningApp {
     pub addr: SocketAddr,
+    /// The metrics listener's address, when METRICS_ADDR sets one.
+    pub metrics_addr: Option<SocketAddr>,
     origin: String,
     handle: ServerHandle,
     hub: Arc<Hub>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    metrics_server: Option<Server>,
+}
+
+/// A started listener and its task.
+struct Server {
+    handle: ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -65,6 +75,10 @@ impl RunningApp {
         self.hub.close_all(CloseKind::ShuttingDown);
         self.handle.stop(true).await;
         let _ = self.task.await;
+        if let Some(server) = self.metrics_server {
+            server.handle.stop(true).await;
+            let _ = server.task.await;
+        }
     }
 }
 
@@ -108,10 +122,14 @@ fn secret_or_file(
 const REDIS_ROLE: &str =
     "it holds the sessions, the token deny-list and the event channel between instances (REDIS_URL)";
 
-async fn session_backend(config: &Config, db: &Db) -> anyhow::Result<SessionBackend> {
+async fn session_backend(
+    config: &Config,
+    db: &Db,
+    metrics: &Metrics,
+) -> anyhow::Result<SessionBackend> {
     match (&config.redis_url, config.redis_url_for_logs()) {
         (Some(url), Some(shown)) => {
-            let store = TimedRedisStore::connect(url)
+            let store = TimedRedisStore::connect(url, metrics.clone())
                 .await
                 .with_context(|| format!("cannot reach Redis at {shown}; {REDIS_ROLE}"))?;
             Ok(SessionBackend::Redis(store))
@@ -129,19 +147,21 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     create_private_dir(&config.data_dir)
         .with_context(|| format!("creating DATA_DIR {}", config.data_dir.display()))?;
     let secret = secret_or_file(&config, &config.session_secret, "session_secret")?;
+    let metrics = Metrics::new();
     let path = config.sqlite_path.clone();
     let db = tokio::task::spawn_blocking(move || Db::open_sqlite(&path))
         .await?
-        .with_context(|| format!("opening the database {}", config.sqlite_path.display()))?;
+        .with_context(|| format!("opening the database {}", config.sqlite_path.display()))?
+        .with_metrics(metrics.clone());
     let redis = match (&config.redis_url, config.redis_url_for_logs()) {
         (Some(url), Some(shown)) => Some(
-            RedisLink::connect(url.expose())
+            RedisLink::connect(url.expose(), metrics.clone())
                 .await
                 .with_context(|| format!("cannot reach Redis at {shown}; {REDIS_ROLE}"))?,
         ),
         _ => None,
     };
-    let sessions = session_backend(&config, &db).await?;
+    let sessions = session_backend(&config, &db, &metrics).await?;
 
     let listener = TcpListener::bind(config.bind_addr)
         .with_context(|| format!("binding BIND_ADDR {}", config.bind_addr))?;
@@ -156,7 +176,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         );
     }
     let view = Arc::new(RevocationView::default());
-    let hub = Arc::new(Hub::default());
+    let hub = Arc::new(Hub::with_metrics(metrics.clone()));
     load_ended_logins(&db, &view, &config)
         .await
         .context("loading ended logins")?;
@@ -187,13 +207,14 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         limits,
         csrf: Csrf::new(secret.expose().as_bytes()),
         origin: origin.clone(),
-        hasher: Hasher::new(config.bcrypt_cost),
+        hasher: Hasher::new(config.bcrypt_cost).with_metrics(metrics.clone()),
         cookie_key: cookie_key.clone(),
         tokens,
         handle_memory: handle_memory(&config),
         view: view.clone(),
         db: db.clone(),
         sessions: sessions.clone(),
+        metrics: metrics.clone(),
     };
     let state = Arc::new(AppState {
         db,
@@ -211,6 +232,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         redis: redis.clone(),
         message_rates: Arc::default(),
         pending_sockets: Arc::default(),
+        metrics: metrics.clone(),
+        metrics_exposure: config.metrics,
     });
 
     tracing::info!(config = %config.describe(), "configuration");
@@ -249,6 +272,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
             .wrap(from_fn(web::store_failures))
             .wrap(from_fn(web::origin_guard))
             .wrap(from_fn(web::SecurityHeaders::handle))
+            .wrap(from_fn(web::count_requests))
             .wrap(from_fn(web::AccessLog::handle))
     })
     .tcp_nodelay(true)
@@ -258,15 +282,53 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     .run();
     let handle = server.handle();
     let task = tokio::spawn(server);
+    let metrics_server = match config.metrics {
+        MetricsExposure::Listen(at) => Some(metrics_listener(at, metrics)?),
+        _ => None,
+    };
+    let metrics_addr = metrics_server.as_ref().map(|(a, _)| *a);
+    match metrics_addr {
+        Some(at) => tracing::info!(address = %at, "metrics served at http://{at}/metrics"),
+        None if config.metrics == MetricsExposure::Off => {
+            tracing::info!("metrics not served (METRICS_ADDR=off)")
+        }
+        None => tracing::info!(
+            "metrics served at /metrics on the main listener, to loopback clients only \
+             (METRICS_ADDR unset)"
+        ),
+    }
     let printed = origin.primary().to_owned();
     tracing::info!(address = %printed, "listening; open this address in a browser");
     Ok(RunningApp {
         addr,
+        metrics_addr,
         origin: printed,
         handle,
         hub,
         task,
+        metrics_server: metrics_server.map(|(_, s)| s),
     })
+}
+
+/// The listener of METRICS_ADDR: `/metrics` and nothing else, on one
+/// worker, since a scraper calls it a few times a minute.
+fn metrics_listener(at: SocketAddr, metrics: Metrics) -> anyhow::Result<(SocketAddr, Server)> {
+    let listener = TcpListener::bind(at).with_context(|| format!("binding METRICS_ADDR {at}"))?;
+    let bound = listener.local_addr()?;
+    let data = aweb::Data::new(metrics);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .configure(web::metrics_only)
+    })
+    .workers(1)
+    .shutdown_timeout(1)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    let task = tokio::spawn(server);
+    Ok((bound, Server { handle, task }))
 }
 
 /// Token mode's state: keys, lifetimes, the deny-list store, and the local

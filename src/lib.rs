@@ -11,6 +11,7 @@ pub mod app;
 pub mod auth;
 pub mod chat;
 pub mod config;
+pub mod metrics;
 pub mod store;
 pub mod telemetry;
 mod util;

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use actix_session::storage::{SessionKey, SessionStore};
 
+use crate::metrics::Metrics;
 use crate::store::kv::SessionBackend;
 use crate::store::logins::{self, Login};
 use crate::store::{Db, StoreError};
@@ -67,10 +68,27 @@ pub enum Failure {
     Missing,
     /// An access token that has expired: refreshing may help.
     Expired,
-    /// A credential that is malformed, forged or revoked.
+    /// A credential that is malformed, forged, or of an unknown user.
     Invalid,
+    /// A genuine credential that has been revoked (logout, password
+    /// change, "log out everywhere", …). Callers treat it as `Invalid`;
+    /// it is apart for the figures.
+    Revoked,
     /// A store needed to decide is unavailable.
     Unavailable(anyhow::Error),
+}
+
+impl Failure {
+    /// The result label of the authentication figures.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Failure::Missing => "missing",
+            Failure::Expired => "expired",
+            Failure::Invalid => "invalid",
+            Failure::Revoked => "revoked",
+            Failure::Unavailable(_) => "unavailable",
+        }
+    }
 }
 
 /// Who is signing in from where, for the list of logins.
@@ -117,11 +135,42 @@ pub struct Auth {
     pub db: Db,
     /// The session store (session mode's records).
     pub sessions: SessionBackend,
+    /// Where authentication checks are counted.
+    pub metrics: Metrics,
 }
 
 impl Auth {
     /// The current user, or why there is none.
     pub async fn authenticate(&self, req: &HttpRequest) -> Result<AuthUser, Failure> {
+        let result = self.identify(req).await;
+        self.count(&result);
+        result
+    }
+
+    /// Token mode: the user of a token sent in an `authenticate` frame.
+    pub async fn check_token(&self, token: &str) -> Result<AuthUser, Failure> {
+        let result = match &self.tokens {
+            Some(tokens) => tokens.check_access(token).await,
+            None => Err(Failure::Invalid),
+        };
+        self.count(&result);
+        result
+    }
+
+    fn count(&self, result: &Result<AuthUser, Failure>) {
+        let mode = if self.tokens.is_some() {
+            "jwt"
+        } else {
+            "session"
+        };
+        let reason = match result {
+            Ok(_) => "ok",
+            Err(failure) => failure.reason(),
+        };
+        self.metrics.auth_check(mode, reason);
+    }
+
+    async fn identify(&self, req: &HttpRequest) -> Result<AuthUser, Failure> {
         match &self.tokens {
             Some(tokens) => tokens.authenticate(req).await,
             None => {
@@ -137,11 +186,13 @@ impl Auth {
                 // "Log out everywhere", a password change and ending a login
                 // from the account page end sessions: by the user's
                 // valid-after time, or by the session's handle.
-                if user.is_none_or(|u| info.valid_from_ms < u.valid_after)
-                    || self.view.is_revoked(&info.handle)
-                {
+                let Some(user) = user else {
                     session.purge();
                     return Err(Failure::Invalid);
+                };
+                if info.valid_from_ms < user.valid_after || self.view.is_revoked(&info.handle) {
+                    session.purge();
+                    return Err(Failure::Revoked);
                 }
                 if info.touched {
                     self.spawn_seen(&info.handle);

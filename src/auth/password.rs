@@ -9,8 +9,11 @@
 //! the rest of the app responsive.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::{OnceCell, Semaphore};
+
+use crate::metrics::Metrics;
 
 /// Hashes that may run at the same time.
 const RUNNING: usize = 4;
@@ -28,6 +31,7 @@ pub struct Hasher {
     dummy: Arc<OnceCell<String>>,
     admitted: Arc<Semaphore>,
     running: Arc<Semaphore>,
+    metrics: Metrics,
 }
 
 impl Hasher {
@@ -37,22 +41,41 @@ impl Hasher {
             dummy: Arc::new(OnceCell::new()),
             admitted: Arc::new(Semaphore::new(RUNNING + WAITING)),
             running: Arc::new(Semaphore::new(RUNNING)),
+            metrics: Metrics::default(),
         }
     }
 
-    /// Runs one bcrypt job within the bounds.
+    /// Times every hash and verification, and counts refusals, in `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Runs one bcrypt job within the bounds. The time recorded is the
+    /// job's own, not its wait for a turn.
     async fn run<T: Send + 'static>(
         &self,
+        op: &'static str,
         job: impl FnOnce() -> T + Send + 'static,
     ) -> anyhow::Result<T> {
-        let _admitted = self.admitted.try_acquire().map_err(|_| Busy)?;
+        let Ok(_admitted) = self.admitted.try_acquire() else {
+            self.metrics.bcrypt_rejected();
+            return Err(Busy.into());
+        };
         let _running = self.running.acquire().await?;
-        Ok(tokio::task::spawn_blocking(job).await?)
+        let metrics = self.metrics.clone();
+        Ok(tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let done = job();
+            metrics.bcrypt(op, started.elapsed());
+            done
+        })
+        .await?)
     }
 
     pub async fn hash(&self, password: String) -> anyhow::Result<String> {
         let cost = self.cost;
-        self.run(move || bcrypt::hash(password, cost))
+        self.run("hash", move || bcrypt::hash(password, cost))
             .await?
             .map_err(Into::into)
     }
@@ -66,7 +89,7 @@ impl Hasher {
             None => self.dummy().await?.to_owned(),
         };
         let ok = self
-            .run(move || bcrypt::verify(password, &hash))
+            .run("verify", move || bcrypt::verify(password, &hash))
             .await?
             .unwrap_or(false);
         Ok(ok && known)
@@ -77,7 +100,7 @@ impl Hasher {
             .get_or_try_init(|| async {
                 let cost = self.cost;
                 let secret = crate::util::random_token(24);
-                self.run(move || bcrypt::hash(secret, cost))
+                self.run("hash", move || bcrypt::hash(secret, cost))
                     .await?
                     .map_err(anyhow::Error::from)
             })

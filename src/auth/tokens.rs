@@ -114,7 +114,7 @@ impl TokenAuth {
         let user = self.user_for(&claims).await?;
         if let Err(r) = self.view.check(&claims, &user) {
             tracing::info!(reason = r.as_str(), "access token refused");
-            return Err(Failure::Invalid);
+            return Err(Failure::Revoked);
         }
         Ok(AuthUser {
             id: claims.user_id().unwrap_or_default(),

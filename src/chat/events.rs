@@ -37,6 +37,8 @@ pub enum Event {
         user_id: i64,
         handle: Option<String>,
         kind: CloseKind,
+        #[serde(default)]
+        issued: Option<Issued>,
     },
     /// An access token's id is denied until it expires (Unix ms).
     TokenDenied { jti: String, expires_ms: i64 },
@@ -48,7 +50,70 @@ pub enum Event {
         at: i64,
         #[serde(default)]
         keep: Option<String>,
+        #[serde(default)]
+        issued: Option<Issued>,
     },
+}
+
+/// Why and when a revocation was issued: for the revocation figures, which
+/// count causes where they are issued and time the closing of sockets on
+/// every instance. Absent from events of instances that predate it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Issued {
+    pub cause: Cause,
+    /// Unix microseconds, by the issuing instance's clock.
+    pub at_us: i64,
+}
+
+impl Issued {
+    pub fn now(cause: Cause) -> Option<Issued> {
+        Some(Issued {
+            cause,
+            at_us: now_us(),
+        })
+    }
+
+    /// From issue to now; none when the clocks disagree backwards.
+    fn age(&self) -> Option<Duration> {
+        u64::try_from(now_us().saturating_sub(self.at_us))
+            .ok()
+            .map(Duration::from_micros)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    Logout,
+    LogoutEverywhere,
+    PasswordChange,
+    /// Ended from the account page's list of logins.
+    LoginEnded,
+    /// A spent refresh token came back: the family is taken as stolen.
+    FamilyReuse,
+    /// A cause this instance does not know (sent by a newer one).
+    #[serde(other)]
+    Other,
+}
+
+impl Cause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::Logout => "logout",
+            Cause::LogoutEverywhere => "logout_everywhere",
+            Cause::PasswordChange => "password_change",
+            Cause::LoginEnded => "login_ended",
+            Cause::FamilyReuse => "family_reuse",
+            Cause::Other => "other",
+        }
+    }
+}
+
+fn now_us() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(now.as_micros()).unwrap_or(i64::MAX)
 }
 
 /// Something besides the hub that follows events (the revocation view).
@@ -109,6 +174,17 @@ impl Events {
     }
 
     pub fn publish(&self, event: Event) {
+        if let Event::Revoke {
+            issued: Some(issued),
+            ..
+        }
+        | Event::ValidAfter {
+            issued: Some(issued),
+            ..
+        } = &event
+        {
+            self.hub.metrics().revocation_issued(issued.cause.as_str());
+        }
         if let Some(outbox) = &self.outbox {
             let wire = Wire {
                 instance: self.instance.to_string(),
@@ -143,8 +219,10 @@ impl Events {
                 user_id,
                 handle,
                 kind,
+                issued,
             } => {
                 let closed = self.hub.revoke(user_id, handle.as_deref(), kind);
+                self.closed_by(issued, closed);
                 if closed > 0 {
                     tracing::info!(
                         user_id,
@@ -154,11 +232,25 @@ impl Events {
                     );
                 }
             }
-            Event::ValidAfter { user_id, keep, .. } => {
-                self.hub
+            Event::ValidAfter {
+                user_id,
+                keep,
+                issued,
+                ..
+            } => {
+                let closed = self
+                    .hub
                     .revoke_except(user_id, keep.as_deref(), CloseKind::Revoked);
+                self.closed_by(issued, closed);
             }
             Event::TokenDenied { .. } => {}
+        }
+    }
+
+    /// Times a revocation that closed sockets here, from its issue.
+    fn closed_by(&self, issued: Option<Issued>, closed: usize) {
+        if let Some(age) = issued.filter(|_| closed > 0).and_then(|i| i.age()) {
+            self.hub.metrics().revocation_closed(age);
         }
     }
 }
@@ -172,7 +264,7 @@ async fn publisher(link: RedisLink, mut rx: mpsc::Receiver<String>) {
         let mut warned = false;
         loop {
             let sent = link
-                .run(Duration::from_secs(2), |mut conn| {
+                .run("publish", Duration::from_secs(2), |mut conn| {
                     let payload = payload.clone();
                     async move {
                         redis::cmd("PUBLISH")
@@ -243,5 +335,36 @@ fn from_elsewhere(event: Event) -> Event {
             origin: None,
         },
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revocations_from_older_or_newer_instances_still_apply() {
+        let kind = serde_json::to_value(CloseKind::LoggedOut).unwrap();
+        let older: Event = serde_json::from_value(serde_json::json!(
+            {"t": "revoke", "user_id": 1, "handle": null, "kind": kind}
+        ))
+        .unwrap();
+        assert!(matches!(older, Event::Revoke { issued: None, .. }));
+
+        let newer: Event = serde_json::from_value(serde_json::json!({
+            "t": "valid_after", "user_id": 1, "at": 5,
+            "issued": {"cause": "a_cause_from_the_future", "at_us": 7},
+        }))
+        .unwrap();
+        match newer {
+            Event::ValidAfter {
+                issued: Some(issued),
+                ..
+            } => {
+                assert_eq!(issued.cause, Cause::Other);
+                assert_eq!(issued.at_us, 7);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

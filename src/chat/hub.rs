@@ -10,6 +10,7 @@ use bytestring::ByteString;
 use tokio::sync::{mpsc, Notify};
 
 use super::protocol::CloseKind;
+use crate::metrics::Metrics;
 
 pub type SocketId = u64;
 
@@ -76,6 +77,7 @@ struct State {
 pub struct Hub {
     state: Mutex<State>,
     next_id: AtomicU64,
+    metrics: Metrics,
 }
 
 /// A socket's membership in the hub; leaving scope unregisters it, so a
@@ -94,6 +96,18 @@ impl Drop for Registration {
 }
 
 impl Hub {
+    /// A hub that counts its sockets and deliveries in `metrics`.
+    pub fn with_metrics(metrics: Metrics) -> Self {
+        Hub {
+            metrics,
+            ..Hub::default()
+        }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves plain maps behind, still
         // consistent enough to keep serving; recover rather than cascade.
@@ -117,6 +131,7 @@ impl Hub {
         state.sockets.insert(id, entry);
         state.by_user.entry(user_id).or_default().insert(id);
         drop(state);
+        self.metrics.socket_opened();
         Registration {
             id,
             rx,
@@ -130,6 +145,7 @@ impl Hub {
         let Some(entry) = state.sockets.remove(&id) else {
             return;
         };
+        self.metrics.socket_closed();
         for room in &entry.rooms {
             if let Some(members) = state.rooms.get_mut(room) {
                 members.remove(&id);
@@ -228,6 +244,7 @@ impl Hub {
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
         }
+        self.metrics.delivered(delivered);
         delivered
     }
 

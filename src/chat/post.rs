@@ -67,6 +67,7 @@ pub async fn post(
         .map_err(PostError::Store)?;
     let mut out = message_out(row, true);
     if inserted {
+        events.hub().metrics().message_stored();
         let client_id = out.client_id.take();
         let everyone = ByteString::from(ServerFrame::Message(&out).to_text());
         events.publish(Event::RoomMessage {

@@ -109,6 +109,11 @@ pub const KEYS: &[Key] = &[
         meaning: "jwt mode while the Redis event channel is down: `accept` tokens not revoked in the local view, or `refuse` them (503)",
     },
     Key {
+        name: "METRICS_ADDR",
+        default: "unset",
+        meaning: "where `/metrics` is served: unset, on the main listener to loopback clients that came through no proxy; an address such as 127.0.0.1:9100, on a listener of its own (and nowhere else); `off`, nowhere",
+    },
+    Key {
         name: "LOG_LEVEL",
         default: "info",
         meaning: "tracing filter, e.g. `info` or `chat=debug,info`",

@@ -48,6 +48,28 @@ impl fmt::Display for AuthMode {
     }
 }
 
+/// Where `/metrics` is served (METRICS_ADDR).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsExposure {
+    /// Unset: on the main listener, to a loopback peer that is not a
+    /// trusted proxy and forwarded nothing; 404 to everyone else.
+    Local,
+    /// On a listener of its own at this address, serving nothing else.
+    Listen(SocketAddr),
+    /// `off`: nowhere.
+    Off,
+}
+
+impl fmt::Display for MetricsExposure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MetricsExposure::Local => f.write_str("main listener, loopback only"),
+            MetricsExposure::Listen(addr) => write!(f, "{addr}"),
+            MetricsExposure::Off => f.write_str("off"),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub auth_mode: AuthMode,
@@ -73,6 +95,7 @@ pub struct Config {
     /// Token mode, while the Redis event channel is down: refuse tokens
     /// (true) or accept those the local view has not seen revoked (false).
     pub refuse_on_redis_outage: bool,
+    pub metrics: MetricsExposure,
 }
 
 /// Raw values by setting name, before parsing.
@@ -230,7 +253,18 @@ impl Config {
                 .map(|s| Cidr::parse(s).map_err(|m| invalid("TRUSTED_PROXIES", m)))
                 .collect::<Result<_, _>>()?,
         };
+        let metrics = match raw.get("METRICS_ADDR").map(str::trim) {
+            None => MetricsExposure::Local,
+            Some("off") => MetricsExposure::Off,
+            Some(addr) => MetricsExposure::Listen(addr.parse().map_err(|_| {
+                invalid(
+                    "METRICS_ADDR",
+                    format!("`{addr}` is not an address and port (e.g. 127.0.0.1:9100) or `off`"),
+                )
+            })?),
+        };
         Ok(Config {
+            metrics,
             auth_mode,
             bind_addr,
             public_origin,
@@ -286,7 +320,7 @@ impl Config {
              redis_url={} session_secret={} jwt_secrets={} bcrypt_cost={} session_idle_secs={} \
              session_max_secs={} access_token_secs={} refresh_token_secs={} \
              refresh_family_max_secs={} jwt_leeway_secs={} refresh_reuse_grace_secs={} \
-             ws_auth_timeout_secs={} trusted_proxies={} log_level={}",
+             ws_auth_timeout_secs={} trusted_proxies={} log_level={} metrics={}",
             self.auth_mode,
             self.bind_addr,
             self.public_origin,
@@ -307,6 +341,7 @@ impl Config {
             self.ws_auth_timeout.as_secs(),
             self.trusted_proxies.len(),
             self.log_level,
+            self.metrics,
         )
     }
 }

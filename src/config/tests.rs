@@ -155,3 +155,18 @@ fn a_bad_log_filter_or_bind_address_says_how_to_fix_it() {
     assert!(err(&[("LOG_LEVEL", "foo[[")]).contains("LOG_LEVEL"));
     assert!(err(&[("BIND_ADDR", "localhost:8080")]).contains("127.0.0.1"));
 }
+
+#[test]
+fn metrics_addr_is_loopback_only_by_default_an_address_or_off() {
+    assert_eq!(cfg(&[]).unwrap().metrics, MetricsExposure::Local);
+    assert_eq!(
+        cfg(&[("METRICS_ADDR", "127.0.0.1:9100")]).unwrap().metrics,
+        MetricsExposure::Listen("127.0.0.1:9100".parse().unwrap())
+    );
+    assert_eq!(
+        cfg(&[("METRICS_ADDR", "off")]).unwrap().metrics,
+        MetricsExposure::Off
+    );
+    let e = err(&[("METRICS_ADDR", "somewhere")]);
+    assert!(e.contains("METRICS_ADDR") && e.contains("off"), "{e}");
+}

@@ -29,6 +29,8 @@ use diesel::{Connection, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 pub use error::StoreError;
+
+use crate::metrics::Metrics;
 pub use models::{Message, NewMessage, NewUser, Room, User};
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
@@ -39,6 +41,7 @@ pub type Conn = SqliteConnection;
 #[derive(Clone)]
 pub struct Db {
     pool: Pool<ConnectionManager<SqliteConnection>>,
+    metrics: Metrics,
 }
 
 #[derive(Debug)]
@@ -76,9 +79,24 @@ impl Db {
             .connection_customizer(Box::new(Pragmas))
             .build(manager)
             .map_err(|e| StoreError::other(e, "opening the database"))?;
-        let db = Db { pool };
+        let db = Db {
+            pool,
+            metrics: Metrics::default(),
+        };
         db.migrate_blocking()?;
         Ok(db)
+    }
+
+    /// Counts every call from now on in `metrics`; set before the handle
+    /// is shared, since clones keep the handle they were made with.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Where this handle counts its calls.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Runs the migrations that have not run yet; returns how many ran.
@@ -97,12 +115,16 @@ impl Db {
         T: Send + 'static,
     {
         let pool = self.pool.clone();
-        tokio::task::spawn_blocking(move || {
+        let result = tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(StoreError::from)?;
             f(&mut conn)
         })
         .await
-        .map_err(|e| StoreError::Other(anyhow::anyhow!("database task failed: {e}")))?
+        .map_err(|e| StoreError::Other(anyhow::anyhow!("database task failed: {e}")))
+        .and_then(|r| r);
+        self.metrics
+            .store_op("db", "query", crate::metrics::outcome(&result));
+        result
     }
 }
 

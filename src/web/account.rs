@@ -14,6 +14,7 @@ use super::pages::{render, verify_csrf, CsrfBinding};
 use super::templates::{AccountPage, EventView, LoginView};
 use super::{see_other, State};
 use crate::auth::{AuthUser, PasswordChange};
+use crate::chat::events::{Cause, Issued};
 use crate::chat::{CloseKind, Event};
 use crate::store::{self, now_ms};
 use crate::util::rfc3339;
@@ -142,11 +143,12 @@ pub async fn change_password(
             ended,
             cookies,
         } => {
-            publish_ended(&state, user.id, ended);
+            publish_ended(&state, user.id, ended, Cause::PasswordChange);
             state.events.publish(Event::ValidAfter {
                 user_id: user.id,
                 at,
                 keep: Some(keep),
+                issued: Issued::now(Cause::PasswordChange),
             });
             audit::record(&state, &req, Some(user.id), "password_changed");
             Ok(with_cookies(see_other("/account?changed=1"), cookies))
@@ -184,6 +186,7 @@ pub async fn end_login(
         user_id: user.id,
         handle: Some(form.handle.clone()),
         kind: CloseKind::Revoked,
+        issued: Issued::now(Cause::LoginEnded),
     });
     audit::record(&state, &req, Some(user.id), "login_ended");
     if form.handle == user.credential.handle() {

@@ -55,7 +55,7 @@ impl FromRequest for PageUser {
                 Ok(user) => Ok(PageUser(user)),
                 Err(Failure::Expired) => Err(refresh_first(&req).into()),
                 Err(Failure::Unavailable(e)) => Err(AppError::Unavailable(e).into()),
-                Err(Failure::Missing | Failure::Invalid) => {
+                Err(Failure::Missing | Failure::Invalid | Failure::Revoked) => {
                     Err(AppError::LoginRequired(return_path(&req)).into())
                 }
             }

@@ -10,6 +10,7 @@ mod error;
 mod extract;
 mod health;
 pub(crate) mod limits;
+mod metrics;
 mod middleware;
 mod pages;
 mod templates;
@@ -27,6 +28,7 @@ use crate::store::kv::SessionBackend;
 use crate::store::Db;
 
 pub use error::{ApiError, AppError, PageError};
+pub use metrics::{count_requests, metrics_only};
 pub use middleware::{
     content_security_policy, origin_guard, store_failures, AccessLog, SecurityHeaders,
 };
@@ -58,6 +60,10 @@ pub struct AppState {
     pub pending_sockets: Arc<crate::chat::pending::PendingSockets>,
     /// The shared Redis connection, when configured (for the probes).
     pub redis: Option<crate::store::kv::RedisLink>,
+    /// This instance's figures.
+    pub metrics: crate::metrics::Metrics,
+    /// Whether the main listener serves `/metrics` (to loopback clients).
+    pub metrics_exposure: crate::config::MetricsExposure,
 }
 
 pub type State = web::Data<Arc<AppState>>;
@@ -71,6 +77,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/", web::get().to(pages::home))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(metrics::scrape))
         .route("/register", web::get().to(pages::accounts::register_form))
         .route("/register", web::post().to(pages::accounts::register))
         .route("/login", web::get().to(pages::accounts::login_form))

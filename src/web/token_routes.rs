@@ -14,6 +14,7 @@ use super::pages::accounts::with_cookies;
 use super::{login_url, repost_to, safe_next, see_other, State};
 use crate::auth::tokens::{TokenAuth, REFRESH_COOKIE};
 use crate::auth::{Credential, RefreshFailure, TokenPair};
+use crate::chat::events::{Cause, Issued};
 use crate::chat::{CloseKind, Event};
 
 #[derive(Deserialize, Default)]
@@ -82,6 +83,7 @@ async fn rotate(
                 user_id,
                 handle: Some(family),
                 kind: CloseKind::Revoked,
+                issued: Issued::now(Cause::FamilyReuse),
             });
             Err(AppError::BearerRequired { invalid: true })
         }
@@ -242,6 +244,7 @@ pub async fn logout(
         user_id,
         handle: Some(family),
         kind: CloseKind::LoggedOut,
+        issued: Issued::now(Cause::Logout),
     });
     audit::record(&state, &req, Some(user_id), "logout");
     Ok(with_cookies(

@@ -48,7 +48,7 @@ pub async fn upgrade(
         Err(_) if !token_mode => return Err(AppError::NotAuthenticated.into()),
         Err(Failure::Missing) => Start::AwaitToken(state.ws_auth_timeout),
         Err(Failure::Expired) => Start::Refused(CloseKind::TokenExpired),
-        Err(Failure::Invalid) => Start::Refused(CloseKind::InvalidToken),
+        Err(Failure::Invalid | Failure::Revoked) => Start::Refused(CloseKind::InvalidToken),
     };
     // Sockets still to authenticate are counted per address and refused
     // past the limit here, before the upgrade, where a plain 429 is
@@ -122,10 +122,7 @@ fn authenticator(state: Arc<AppState>) -> Authenticator {
     Box::new(move |token: String| {
         let state = state.clone();
         Box::pin(async move {
-            let Some(tokens) = &state.auth.tokens else {
-                return AuthAnswer::Refused(CloseKind::InvalidToken);
-            };
-            match tokens.check_access(&token).await {
+            match state.auth.check_token(&token).await {
                 Ok(user) => AuthAnswer::Accepted(identity(&user, true)),
                 Err(Failure::Expired) => AuthAnswer::Refused(CloseKind::TokenExpired),
                 Err(Failure::Unavailable(_)) => AuthAnswer::Unavailable,

@@ -241,6 +241,11 @@ impl TestApp {
         self.running().addr
     }
 
+    /// The address of the metrics-only listener, when METRICS_ADDR set one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.running().metrics_addr
+    }
+
     /// The origin browsers use, such as `http://127.0.0.1:40123`.
     pub fn origin(&self) -> String {
         self.running().origin()

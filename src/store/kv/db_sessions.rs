@@ -19,6 +19,10 @@ impl DbSessionStore {
         Self { db }
     }
 
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        self.db.metrics()
+    }
+
     /// Deletes expired rows now and then, so the table does not grow forever.
     pub fn spawn_purger(&self) {
         let db = self.db.clone();

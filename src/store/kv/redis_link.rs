@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use crate::metrics::Metrics;
 use crate::store::StoreError;
 
 const REBUILD_EVERY: Duration = Duration::from_millis(500);
@@ -21,6 +22,7 @@ pub struct RedisLink {
 
 struct Inner {
     client: redis::Client,
+    metrics: Metrics,
     conn: RwLock<ConnectionManager>,
     rebuilding: AtomicBool,
 }
@@ -42,12 +44,13 @@ async fn manager(client: &redis::Client) -> anyhow::Result<ConnectionManager> {
 }
 
 impl RedisLink {
-    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+    pub async fn connect(url: &str, metrics: Metrics) -> anyhow::Result<Self> {
         let client = redis::Client::open(url)?;
         let conn = manager(&client).await?;
         Ok(Self {
             inner: Arc::new(Inner {
                 client,
+                metrics,
                 conn: RwLock::new(conn),
                 rebuilding: AtomicBool::new(false),
             }),
@@ -90,24 +93,34 @@ impl RedisLink {
     }
 
     /// Runs commands on the current connection within `limit`; a failure
-    /// or a timeout starts a rebuild and is `Unavailable` (503).
-    pub async fn run<T, F, Fut>(&self, limit: Duration, commands: F) -> Result<T, StoreError>
+    /// or a timeout starts a rebuild and is `Unavailable` (503). `op` names
+    /// the call in the store-operation counts.
+    pub async fn run<T, F, Fut>(
+        &self,
+        op: &'static str,
+        limit: Duration,
+        commands: F,
+    ) -> Result<T, StoreError>
     where
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let outcome = match tokio::time::timeout(limit, commands(self.conn())).await {
-            Ok(Ok(value)) => return Ok(value),
+            Ok(Ok(value)) => {
+                self.inner.metrics.store_op("redis", op, "ok");
+                return Ok(value);
+            }
             Ok(Err(e)) => anyhow::anyhow!("redis: {e}"),
             Err(_) => anyhow::anyhow!("redis did not answer within {limit:?}"),
         };
+        self.inner.metrics.store_op("redis", op, "unavailable");
         self.failed();
         Err(StoreError::Unavailable(outcome))
     }
 
     /// Whether Redis answers a PING within two seconds.
     pub async fn ping(&self) -> bool {
-        let ping = self.run(Duration::from_secs(2), |mut conn| async move {
+        let ping = self.run("ping", Duration::from_secs(2), |mut conn| async move {
             redis::cmd("PING").query_async::<String>(&mut conn).await
         });
         ping.await.is_ok()

@@ -18,6 +18,7 @@ use actix_session::storage::{
 use actix_web::cookie::time::Duration;
 
 use crate::config::Secret;
+use crate::metrics::Metrics;
 use crate::util::sha256_hex;
 
 const TIMEOUT: StdDuration = StdDuration::from_secs(2);
@@ -30,6 +31,7 @@ pub struct TimedRedisStore {
 
 struct Inner {
     url: Secret,
+    metrics: Metrics,
     store: RwLock<RedisSessionStore>,
     rebuilding: AtomicBool,
 }
@@ -44,15 +46,20 @@ async fn build(url: &str) -> anyhow::Result<RedisSessionStore> {
 }
 
 impl TimedRedisStore {
-    pub async fn connect(url: &Secret) -> anyhow::Result<Self> {
+    pub async fn connect(url: &Secret, metrics: Metrics) -> anyhow::Result<Self> {
         let store = build(url.expose()).await?;
         Ok(Self {
             inner: Arc::new(Inner {
                 url: url.clone(),
+                metrics,
                 store: RwLock::new(store),
                 rebuilding: AtomicBool::new(false),
             }),
         })
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     fn current(&self) -> RedisSessionStore {

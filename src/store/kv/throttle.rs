@@ -37,7 +37,7 @@ impl Throttle {
             Throttle::Redis(link) => {
                 let key = format!("throttle:{key}");
                 let (count, ttl) = link
-                    .run(TIMEOUT, |mut conn| async move {
+                    .run("throttle_check", TIMEOUT, |mut conn| async move {
                         redis::pipe()
                             .cmd("GET")
                             .arg(&key)
@@ -73,7 +73,7 @@ impl Throttle {
             }
             Throttle::Redis(link) => {
                 let key = format!("throttle:{key}");
-                link.run(TIMEOUT, |mut conn| async move {
+                link.run("throttle_hit", TIMEOUT, |mut conn| async move {
                     redis::pipe()
                         .cmd("INCR")
                         .arg(&key)
@@ -99,7 +99,7 @@ impl Throttle {
             }
             Throttle::Redis(link) => {
                 let key = format!("throttle:{key}");
-                link.run(TIMEOUT, |mut conn| async move {
+                link.run("throttle_clear", TIMEOUT, |mut conn| async move {
                     redis::cmd("DEL")
                         .arg(key)
                         .query_async::<()>(&mut conn)

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::{render, verify_csrf, CsrfBinding};
 use crate::auth::{identity, AuthUser, Credential, Failure, SignedIn};
+use crate::chat::events::{Cause, Issued};
 use crate::chat::{CloseKind, Event};
 use crate::store::{self, NewUser, StoreError, User};
 use crate::web::audit::{self, client_address};
@@ -292,6 +293,7 @@ async fn check_password(
     let attempt = Attempt::new(&key, &address);
     if let Some(wait) = attempt.blocked(&state.throttle).await? {
         audit::record(state, req, None, "login_throttled");
+        state.metrics.login_throttled();
         return Ok(Checked::Throttled(wait));
     }
     let found = if key.is_empty() || key.len() > 254 || password.len() > 72 {
@@ -363,11 +365,12 @@ pub async fn logout_all(
     let token = form.as_ref().and_then(|f| f.csrf_token.as_deref());
     verify_csrf(&req, &state, Some(&user), token)?;
     let (at, ended) = state.auth.sign_out_everywhere(user.id).await?;
-    publish_ended(&state, user.id, ended);
+    publish_ended(&state, user.id, ended, Cause::LogoutEverywhere);
     state.events.publish(Event::ValidAfter {
         user_id: user.id,
         at,
         keep: None,
+        issued: Issued::now(Cause::LogoutEverywhere),
     });
     let cookies = state.auth.sign_out(&req, &user).await?;
     audit::record(&state, &req, Some(user.id), "logout_everywhere");
@@ -395,6 +398,7 @@ pub async fn sign_out(
         user_id: user.id,
         handle: Some(user.credential.handle().to_owned()),
         kind: CloseKind::LoggedOut,
+        issued: Issued::now(Cause::Logout),
     });
     audit::record(state, req, Some(user.id), "logout");
     Ok(cookies)
@@ -410,12 +414,13 @@ async fn sign_in(req: &HttpRequest, state: &State, user: &User) -> Result<Signed
 }
 
 /// Tells every instance that these logins of the user ended.
-pub fn publish_ended(state: &State, user_id: i64, handles: Vec<String>) {
+pub fn publish_ended(state: &State, user_id: i64, handles: Vec<String>, cause: Cause) {
     for handle in handles {
         state.events.publish(Event::Revoke {
             user_id,
             handle: Some(handle),
             kind: CloseKind::Revoked,
+            issued: Issued::now(cause),
         });
     }
 }
