@@ -270,6 +270,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
             .configure(web::routes)
             .wrap(Condition::new(session_mode, session_mw))
             .wrap(from_fn(web::store_failures))
+            .wrap(from_fn(web::guard_bodies))
             .wrap(from_fn(web::origin_guard))
             .wrap(from_fn(web::SecurityHeaders::handle))
             .wrap(from_fn(web::count_requests))

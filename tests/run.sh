@@ -23,4 +23,13 @@ fi
 
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
+
+# Every test process logs to this folder and records the secrets it handled
+# (tests/support/logs.rs); the audit after the tests searches one for the
+# other. Old files would mix another session into this one's audit.
+export CHAT_TEST_LOG_DIR="${CHAT_TEST_LOG_DIR:-$PWD/target/test-logs}"
+mkdir -p "$CHAT_TEST_LOG_DIR"
+find "$CHAT_TEST_LOG_DIR" -maxdepth 1 -type f \( -name '*.log' -o -name '*.secrets' \) -delete
+
 cargo test --all-targets
+bash tests/audit_logs.sh "$CHAT_TEST_LOG_DIR"

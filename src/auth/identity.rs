@@ -57,7 +57,12 @@ pub fn email(input: &str) -> Result<(String, String), String> {
     if email.is_empty() || email.len() > 254 {
         return Err(bad());
     }
-    if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    // Invisible characters would make a second account for an address
+    // that reads exactly like an existing one (its key would differ).
+    if email
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || is_disguise(c))
+    {
         return Err(bad());
     }
     let (local, domain) = email.rsplit_once('@').ok_or_else(bad)?;
@@ -162,6 +167,18 @@ mod tests {
             "bob@x..org",
         ] {
             assert!(email(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn emails_refuse_invisible_and_direction_characters() {
+        assert!(email("alice@example.com").is_ok());
+        for bad in [
+            "ali\u{200b}ce@example.com",
+            "alice@example.com\u{202e}",
+            "\u{feff}alice@example.com",
+        ] {
+            assert!(email(bad).is_err(), "{bad:?}");
         }
     }
 

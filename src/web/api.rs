@@ -41,7 +41,12 @@ pub async fn messages(
     if !(1..=100).contains(&limit) {
         return Err(AppError::BadRequest("limit must be between 1 and 100".into()).into());
     }
+    // Message ids start at 1: a smaller cursor is a client's mistake, not
+    // a request for nothing.
     let before = query.before;
+    if before.is_some_and(|b| b < 1) {
+        return Err(AppError::BadRequest("before must be a message id".into()).into());
+    }
     let found = state
         .db
         .run(move |c| store::rooms::find(c, room_id))

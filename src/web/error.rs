@@ -41,6 +41,9 @@ pub enum AppError {
     /// to wait.
     #[error("too many requests ({0})")]
     TooMany(&'static str, &'static str, u64),
+    /// A `Content-Encoding` on the request body that we do not inflate.
+    #[error("unsupported content encoding")]
+    UnsupportedEncoding,
     #[error("service unavailable")]
     Unavailable(#[source] anyhow::Error),
     #[error("internal error")]
@@ -61,7 +64,9 @@ impl AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::UnsupportedMediaType | AppError::UnsupportedEncoding => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             AppError::TooMany(..) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -81,6 +86,7 @@ impl AppError {
             AppError::Conflict(_) => "conflict",
             AppError::TooLarge => "payload_too_large",
             AppError::UnsupportedMediaType => "unsupported_media_type",
+            AppError::UnsupportedEncoding => "unsupported_encoding",
             AppError::Unavailable(_) => "service_unavailable",
             AppError::Internal(_) => "internal_error",
         }
@@ -98,6 +104,9 @@ impl AppError {
             AppError::TooLarge => "The request body is too large".into(),
             AppError::UnsupportedMediaType => {
                 "Send JSON with Content-Type: application/json".into()
+            }
+            AppError::UnsupportedEncoding => {
+                "Send the body plain, or with Content-Encoding gzip, deflate or br".into()
             }
             AppError::Unavailable(_) => {
                 "A backing service is unavailable; try again shortly".into()

@@ -138,7 +138,7 @@ pub async fn store_failures(
 
 /// Whether a route answers in JSON: the API, the token endpoints, and any
 /// request that sent JSON.
-fn speaks_json(req: &actix_web::HttpRequest) -> bool {
+pub(super) fn speaks_json(req: &actix_web::HttpRequest) -> bool {
     req.path().starts_with("/api/")
         || req.path().starts_with("/auth/")
         || req

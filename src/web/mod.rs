@@ -5,10 +5,12 @@ mod account;
 mod api;
 mod assets;
 mod audit;
+mod body_guard;
 mod client;
 mod error;
 mod extract;
 mod health;
+mod inflate;
 pub(crate) mod limits;
 mod metrics;
 mod middleware;
@@ -27,6 +29,7 @@ use crate::chat::Events;
 use crate::store::kv::SessionBackend;
 use crate::store::Db;
 
+pub use body_guard::guard_bodies;
 pub use error::{ApiError, AppError, PageError};
 pub use metrics::{count_requests, metrics_only};
 pub use middleware::{

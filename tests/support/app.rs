@@ -279,6 +279,7 @@ impl TestApp {
 }
 
 async fn start(pairs: &[(String, String)]) -> chat::RunningApp {
+    super::logs::install();
     let config = chat::config::Config::from_pairs(pairs.iter().cloned())
         .unwrap_or_else(|e| panic!("test configuration refused: {e:#}"));
     chat::start(config)

@@ -232,8 +232,10 @@ impl Browser {
             req = req.insert_header(("Cookie", cookie));
         }
         for (name, value) in headers {
+            super::logs::record_header(name, value);
             req = req.insert_header((*name, *value));
         }
+        super::logs::record_body(&body);
         let sent = match body {
             Body::Empty => req.send().await,
             Body::Form(fields) => req.send_form(&fields).await,
@@ -260,8 +262,14 @@ impl Browser {
             .map(SetCookie::parse)
             .collect();
         for cookie in &set_cookies {
+            if !cookie.is_removal() {
+                super::logs::record_cookie(&cookie.name, &cookie.value);
+            }
             self.jar.apply_from(path, &cookie.raw);
             self.set_cookie_log.push(cookie.clone());
+        }
+        if let Ok(json) = serde_json::from_slice::<Value>(&bytes) {
+            super::logs::record_json(&json);
         }
         Page {
             status: res.status().as_u16(),

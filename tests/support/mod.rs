@@ -12,6 +12,7 @@ pub mod app;
 pub mod browser;
 pub mod cookies;
 pub mod html;
+pub mod logs;
 pub mod redis;
 pub mod tokens;
 pub mod ws;

@@ -69,6 +69,7 @@ pub async fn ws_open_at(
         req = req.header("Cookie", cookie);
     }
     for (name, value) in headers {
+        super::logs::record_header(name, value);
         req = req.header(*name, *value);
     }
     let connected = tokio::time::timeout(CONNECT_TIMEOUT, req.connect())
@@ -117,6 +118,9 @@ impl WsConn {
     }
 
     pub async fn send_text(&mut self, text: &str) {
+        if let Ok(json) = serde_json::from_str::<Value>(text) {
+            super::logs::record_json(&json);
+        }
         self.send(Message::Text(text.to_owned().into())).await;
     }
 
@@ -174,6 +178,7 @@ impl WsConn {
                             String::from_utf8_lossy(&bytes)
                         )
                     });
+                    super::logs::record_json(&value);
                     return Some(Incoming::Json(value));
                 }
                 Frame::Binary(bytes) => return Some(Incoming::Binary(bytes.to_vec())),
