@@ -19,6 +19,7 @@ use crate::auth::revocation::RevocationView;
 use crate::auth::tokens::Lifetimes;
 use crate::auth::{csrf::Csrf, origin::OriginPolicy, password::Hasher, session, Auth, TokenAuth};
 use crate::chat::events::Listener;
+use crate::chat::rate::UserRates;
 use crate::chat::{CloseKind, Event, Events, Hub};
 use crate::config::{secret, AuthMode, Config, MetricsExposure, Secret};
 use crate::metrics::Metrics;
@@ -230,7 +231,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
             None => Throttle::embedded(),
         },
         redis: redis.clone(),
-        message_rates: Arc::default(),
+        message_rates: Arc::new(UserRates::new(config.user_messages, config.socket_frames)),
         pending_sockets: Arc::default(),
         metrics: metrics.clone(),
         metrics_exposure: config.metrics,

@@ -16,6 +16,7 @@ all_modes!(
     a_socket_that_keeps_posting_over_the_users_limit_is_closed,
     the_form_post_shares_the_limit_and_answers_429,
     authenticated_sockets_never_count_as_waiting,
+    the_limits_follow_their_settings,
 );
 
 both_stores!(
@@ -355,4 +356,36 @@ async fn a_forged_forwarded_for_from_an_untrusted_peer_gains_no_sockets(store: S
         Some(429),
         "a new forged address must not open more"
     );
+}
+
+/// `USER_MESSAGE_RATE` and `SOCKET_FRAME_RATE` replace the built-in
+/// numbers: a user allowed 3 messages at once gets the 4th refused, and a
+/// socket allowed 2 frames refuses the 3rd.
+async fn the_limits_follow_their_settings(mode: Mode) {
+    let app = TestApp::spawn_with(
+        mode,
+        &[
+            ("USER_MESSAGE_RATE", "3/0.01"),
+            ("SOCKET_FRAME_RATE", "6/0.01"),
+        ],
+    )
+    .await;
+    let mut ann = user(&app, "ann").await;
+    let room = create_room(&mut ann, "lobby").await;
+    let mut ws = ws_joined(&app, &ann, room).await;
+    send_burst(&mut ws, room, "m", 4).await;
+    let (accepted, refused) = answers(&mut ws, 4).await;
+    assert_eq!(accepted, ["m0", "m1", "m2"]);
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0]["code"], "rate_limited");
+    // The join and four messages used five of six frames; the seventh
+    // frame is over the socket's own limit whatever it is.
+    ws.send_json(json!({"type": "leave", "roomId": room})).await;
+    ws.send_json(json!({"type": "leave", "roomId": room})).await;
+    let mut codes = Vec::new();
+    for _ in 0..2 {
+        let frame = ws.next_json(WAIT).await;
+        codes.push(frame["code"].as_str().unwrap_or("").to_owned());
+    }
+    assert!(codes.contains(&"rate_limited".to_owned()), "{codes:?}");
 }

@@ -11,10 +11,40 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// How many at once, and how many per second after that.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rate {
     pub burst: f64,
     pub per_second: f64,
+}
+
+/// Written `<burst>/<per second>`, as in `30/10`: the form the settings
+/// `SOCKET_FRAME_RATE` and `USER_MESSAGE_RATE` take.
+impl std::str::FromStr for Rate {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        const FORM: &str = "write <burst>/<per second>, as in 30/10: a burst from 1 \
+                            and a rate above 0, both at most 1000000";
+        let (burst, per_second) = s.split_once('/').ok_or(FORM)?;
+        // A burst under one would refuse everything; NaN fails every range.
+        let number = |v: &str, low: f64| {
+            v.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|n| *n >= low && *n > 0.0 && *n <= 1_000_000.0)
+                .ok_or(FORM)
+        };
+        Ok(Rate {
+            burst: number(burst, 1.0)?,
+            per_second: number(per_second, 0.0)?,
+        })
+    }
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.burst, self.per_second)
+    }
 }
 
 /// Frames one socket may send: joins, leaves and messages alike.
@@ -110,26 +140,32 @@ impl Strikes {
 
 /// The frame bucket of one socket.
 pub struct Bucket {
+    rate: Rate,
     tokens: Tokens,
     strikes: Strikes,
 }
 
 impl Default for Bucket {
     fn default() -> Self {
-        Self {
-            tokens: Tokens::full(SOCKET_FRAMES, Instant::now()),
-            strikes: Strikes::default(),
-        }
+        Self::new(SOCKET_FRAMES)
     }
 }
 
 impl Bucket {
+    pub fn new(rate: Rate) -> Self {
+        Self {
+            rate,
+            tokens: Tokens::full(rate, Instant::now()),
+            strikes: Strikes::default(),
+        }
+    }
+
     pub fn take(&mut self) -> Verdict {
         self.take_at(Instant::now())
     }
 
     fn take_at(&mut self, now: Instant) -> Verdict {
-        let allowed = self.tokens.take(SOCKET_FRAMES, now).is_ok();
+        let allowed = self.tokens.take(self.rate, now).is_ok();
         self.strikes.judge(allowed)
     }
 }
@@ -148,6 +184,9 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// posted within the last minute or so, never all users ever seen.
 pub struct UserRates {
     rate: Rate,
+    /// Each socket's own frame rate, kept here since every socket is
+    /// handed this object anyway.
+    frames: Rate,
     state: Mutex<Buckets>,
 }
 
@@ -158,14 +197,16 @@ struct Buckets {
 
 impl Default for UserRates {
     fn default() -> Self {
-        Self::new(USER_MESSAGES)
+        Self::new(USER_MESSAGES, SOCKET_FRAMES)
     }
 }
 
 impl UserRates {
-    pub fn new(rate: Rate) -> Self {
+    /// Messages per user at `rate`; frames per socket at `frames`.
+    pub fn new(rate: Rate, frames: Rate) -> Self {
         Self {
             rate,
+            frames,
             state: Mutex::new(Buckets {
                 by_user: HashMap::new(),
                 swept: Instant::now(),
@@ -200,6 +241,11 @@ impl UserRates {
             .take(rate, now)
     }
 
+    /// A fresh frame bucket for one socket.
+    pub fn socket_bucket(&self) -> Bucket {
+        Bucket::new(self.frames)
+    }
+
     /// Users with a bucket in memory.
     pub fn tracked(&self) -> usize {
         self.lock().by_user.len()
@@ -209,6 +255,28 @@ impl UserRates {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rates_read_as_burst_slash_per_second() {
+        let rate: Rate = "30/10".parse().unwrap();
+        assert_eq!((rate.burst, rate.per_second), (30.0, 10.0));
+        let slow: Rate = " 2 / 0.5".parse().unwrap();
+        assert_eq!((slow.burst, slow.per_second), (2.0, 0.5));
+        for bad in [
+            "30",
+            "0.5/1",
+            "1/0",
+            "-1/1",
+            "NaN/1",
+            "1/inf",
+            "2000000/1",
+            "a/b",
+            "30/10/1",
+        ] {
+            assert!(bad.parse::<Rate>().is_err(), "{bad} was accepted");
+        }
+        assert_eq!(rate.to_string().parse::<Rate>(), Ok(rate));
+    }
 
     #[test]
     fn a_burst_passes_a_flood_is_refused_then_closed() {

@@ -138,7 +138,7 @@ impl Socket {
     ) -> Result<Identity, Flow> {
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
-        let mut bucket = Bucket::default();
+        let mut bucket = self.rates.socket_bucket();
         loop {
             let incoming = tokio::select! {
                 _ = &mut deadline => return Err(Flow::AuthClose(CloseKind::AuthTimeout)),
@@ -211,7 +211,7 @@ impl Socket {
             socket_id: reg.id,
             user_id: identity.user_id,
             floors: HashMap::new(),
-            bucket: Bucket::default(),
+            bucket: self.rates.socket_bucket(),
             user_strikes: Strikes::default(),
         };
         tracing::debug!(socket = reg.id, user_id = identity.user_id, "socket opened");

@@ -109,6 +109,16 @@ pub const KEYS: &[Key] = &[
         meaning: "jwt mode while the Redis event channel is down: `accept` tokens not revoked in the local view, or `refuse` them (503)",
     },
     Key {
+        name: "SOCKET_FRAME_RATE",
+        default: "30/10",
+        meaning: "frames one socket may send: a burst, then so many per second (`<burst>/<per second>`)",
+    },
+    Key {
+        name: "USER_MESSAGE_RATE",
+        default: "40/2",
+        meaning: "messages one user may post over all sockets and the form, per instance (`<burst>/<per second>`)",
+    },
+    Key {
         name: "METRICS_ADDR",
         default: "unset",
         meaning: "where `/metrics` is served: unset, on the main listener to loopback clients that came through no proxy; an address such as 127.0.0.1:9100, on a listener of its own (and nowhere else); `off`, nowhere",

@@ -12,6 +12,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::chat::rate::{self, Rate};
+
 pub use keys::KEYS;
 pub use net::{Cidr, PublicOrigin};
 pub use secret::Secret;
@@ -90,6 +92,9 @@ pub struct Config {
     pub jwt_leeway: Duration,
     pub refresh_reuse_grace: Duration,
     pub ws_auth_timeout: Duration,
+    /// Frames per socket, and messages per user (all sockets and the form).
+    pub socket_frames: Rate,
+    pub user_messages: Rate,
     pub trusted_proxies: Vec<Cidr>,
     pub log_level: String,
     /// Token mode, while the Redis event channel is down: refuse tokens
@@ -116,6 +121,13 @@ impl Raw {
                 .trim()
                 .parse()
                 .map_err(|_| invalid(key, format!("`{v}` is not a valid value"))),
+        }
+    }
+
+    fn rate(&self, key: &'static str, default: Rate) -> Result<Rate, ConfigError> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|form: &str| invalid(key, form)),
         }
     }
 
@@ -283,6 +295,8 @@ impl Config {
             jwt_leeway,
             refresh_reuse_grace: reuse_grace(&raw)?,
             ws_auth_timeout: raw.secs("WS_AUTH_TIMEOUT_SECS", 5)?,
+            socket_frames: raw.rate("SOCKET_FRAME_RATE", rate::SOCKET_FRAMES)?,
+            user_messages: raw.rate("USER_MESSAGE_RATE", rate::USER_MESSAGES)?,
             trusted_proxies,
             log_level: log_level(raw.get("LOG_LEVEL").unwrap_or("info"))?,
             refuse_on_redis_outage: match raw.get("REDIS_OUTAGE_POLICY").unwrap_or("accept") {
@@ -320,7 +334,8 @@ impl Config {
              redis_url={} session_secret={} jwt_secrets={} bcrypt_cost={} session_idle_secs={} \
              session_max_secs={} access_token_secs={} refresh_token_secs={} \
              refresh_family_max_secs={} jwt_leeway_secs={} refresh_reuse_grace_secs={} \
-             ws_auth_timeout_secs={} trusted_proxies={} log_level={} metrics={}",
+             ws_auth_timeout_secs={} socket_frame_rate={} user_message_rate={} \
+             trusted_proxies={} log_level={} metrics={}",
             self.auth_mode,
             self.bind_addr,
             self.public_origin,
@@ -339,6 +354,8 @@ impl Config {
             self.jwt_leeway.as_secs(),
             self.refresh_reuse_grace.as_secs(),
             self.ws_auth_timeout.as_secs(),
+            self.socket_frames,
+            self.user_messages,
             self.trusted_proxies.len(),
             self.log_level,
             self.metrics,

@@ -170,3 +170,36 @@ fn metrics_addr_is_loopback_only_by_default_an_address_or_off() {
     let e = err(&[("METRICS_ADDR", "somewhere")]);
     assert!(e.contains("METRICS_ADDR") && e.contains("off"), "{e}");
 }
+
+#[test]
+fn message_and_frame_rates_are_settings_with_a_readable_form() {
+    let c = cfg(&[
+        ("USER_MESSAGE_RATE", "5/0.5"),
+        ("SOCKET_FRAME_RATE", "100/50"),
+    ])
+    .unwrap();
+    assert_eq!(
+        (c.user_messages.burst, c.user_messages.per_second),
+        (5.0, 0.5)
+    );
+    assert_eq!(
+        (c.socket_frames.burst, c.socket_frames.per_second),
+        (100.0, 50.0)
+    );
+    let d = cfg(&[]).unwrap();
+    assert_eq!(
+        (d.user_messages.burst, d.user_messages.per_second),
+        (40.0, 2.0)
+    );
+    assert_eq!(
+        (d.socket_frames.burst, d.socket_frames.per_second),
+        (30.0, 10.0)
+    );
+    let e = err(&[("USER_MESSAGE_RATE", "lots")]);
+    assert!(
+        e.contains("USER_MESSAGE_RATE") && e.contains("30/10"),
+        "{e}"
+    );
+    let e = err(&[("SOCKET_FRAME_RATE", "0/10")]);
+    assert!(e.contains("SOCKET_FRAME_RATE"), "{e}");
+}
