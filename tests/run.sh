@@ -21,6 +21,6 @@ fi
 # The tests start their own redis-server on a unix socket; a system service
 # that the package may have started is neither needed nor used.
 
-cargo fmt --check
-cargo clippy --all-targets -- -D warnings
-cargo test --all-targets
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace --all-targets
