@@ -24,7 +24,8 @@ struct Seen {
 }
 
 pub struct Room {
-    sinks: Vec<SplitSink<Socket, Message>>,
+    /// `None` once sending on it failed: the server closed it.
+    sinks: Vec<Option<SplitSink<Socket, Message>>>,
     seen: Arc<Mutex<Seen>>,
     epoch: Instant,
     room: i64,
@@ -42,6 +43,8 @@ pub struct Step {
     pub deliveries_per_sec: f64,
     pub latency: Summary,
     pub rate_limited: u64,
+    /// Sockets the server closed during the step.
+    pub closed: u64,
     /// Every delivery arrived within the grace time and p99 stayed low.
     pub kept_up: bool,
 }
@@ -69,7 +72,7 @@ impl Room {
             let mut socket = ws::connect(target, &logins[i % logins.len()], Via::Cookie).await?;
             ws::join(&mut socket, room).await?;
             let (sink, mut stream) = socket.split();
-            sinks.push(sink);
+            sinks.push(Some(sink));
             let seen = Arc::clone(&seen);
             tokio::spawn(async move {
                 while let Some(Ok(message)) = stream.next().await {
@@ -109,22 +112,31 @@ impl Room {
         seen.rate_limited = 0;
     }
 
-    /// Sends one message from the next socket in turn.
+    /// Sends one message from the next open socket in turn. A socket the
+    /// server closed (for example a slow reader whose queue filled) is
+    /// skipped from then on; the deliveries it misses show in the step.
     pub async fn send_one(&mut self) -> Result<()> {
-        let stamp = u64::try_from(self.epoch.elapsed().as_nanos())?;
-        let i = self.next % self.sinks.len();
-        self.next += 1;
-        let frame = ws::message_frame(self.room, stamp);
-        self.sinks[i]
-            .send(frame)
-            .await
-            .map_err(|e| anyhow!("sending: {e}"))
+        for _ in 0..self.sinks.len() {
+            let i = self.next % self.sinks.len();
+            self.next += 1;
+            let Some(sink) = self.sinks[i].as_mut() else {
+                continue;
+            };
+            let stamp = u64::try_from(self.epoch.elapsed().as_nanos())?;
+            if sink.send(ws::message_frame(self.room, stamp)).await.is_ok() {
+                return Ok(());
+            }
+            self.sinks[i] = None;
+        }
+        Err(anyhow!("the server closed every socket of the room"))
     }
 
     /// Sends at `rate` messages per second for `duration`, then waits up
     /// to `grace` for the deliveries.
     pub async fn step(&mut self, rate: f64, duration: Duration, grace: Duration) -> Result<Step> {
         self.reset();
+        let closed_before = self.closed();
+        let open = self.sinks.iter().flatten().count();
         let total = (rate * duration.as_secs_f64()).round().max(1.0) as u64;
         let period = Duration::from_secs_f64(1.0 / rate);
         let start = Instant::now();
@@ -140,7 +152,7 @@ impl Room {
             sent += 1;
         }
         let sending = start.elapsed();
-        let expected = sent * self.sinks.len() as u64;
+        let expected = sent * open as u64;
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if self.delivered() >= expected {
@@ -148,6 +160,7 @@ impl Room {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        let closed = self.closed() - closed_before;
         let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         let latency = Summary::of(&seen.hist);
         let span = sending.as_secs_f64().max(duration.as_secs_f64());
@@ -159,7 +172,8 @@ impl Room {
             deliveries_per_sec: seen.delivered as f64 / span,
             latency,
             rate_limited: seen.rate_limited,
-            kept_up: seen.delivered >= expected && latency.p99_ms < KEPT_UP_P99_MS,
+            closed,
+            kept_up: seen.delivered >= expected && closed == 0 && latency.p99_ms < KEPT_UP_P99_MS,
         })
     }
 
@@ -176,7 +190,7 @@ impl Room {
     }
 
     pub async fn close(mut self) {
-        for sink in &mut self.sinks {
+        for sink in self.sinks.iter_mut().flatten() {
             let _ = sink.close().await;
         }
     }

@@ -54,7 +54,18 @@ fn main() -> ExitCode {
         settings.out_dir = out;
     }
     settings.note = cli.note;
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // Quoted as a shell would need them, so the report's command can be
+    // pasted back.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .map(|a| {
+            if a.contains(|c: char| c.is_whitespace() || "'\"$;&|()<>".contains(c)) {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            } else {
+                a
+            }
+        })
+        .collect();
     settings.command = if args.is_empty() {
         "cargo run --release -p chat-load".to_owned()
     } else {

@@ -95,13 +95,19 @@ pub async fn measure(
         mode,
     };
     let result = measure_on(&target, &mut redis, settings, round).await;
-    result.with_context(|| {
-        format!(
-            "{} mode; server log at {}",
-            mode.name(),
-            server.log.display()
-        )
-    })
+    if result.is_err() {
+        // The data folder goes with the server; keep its log for the reader.
+        let kept = std::env::temp_dir().join(format!("chat-load-{}-failed.log", mode.name()));
+        let _ = std::fs::copy(&server.log, &kept);
+        return result.with_context(|| {
+            format!(
+                "{} mode; server log kept at {}",
+                mode.name(),
+                kept.display()
+            )
+        });
+    }
+    result
 }
 
 async fn measure_on(
@@ -275,6 +281,8 @@ pub struct Summary {
     pub fanout_delivered: u64,
     pub fanout_expected: u64,
     pub rate_limited: u64,
+    /// Fan-out sockets the server closed (slow readers), all rounds.
+    pub fanout_closed: u64,
     pub capacity: f64,
     pub redis: RedisCost,
     pub revocation_trials: u64,
@@ -349,6 +357,10 @@ pub fn summarize(mode: Mode, rounds: &[ModeRound]) -> Summary {
         rate_limited: mine
             .iter()
             .map(|r| r.fanout.rate_limited + r.ladder.iter().map(|s| s.rate_limited).sum::<u64>())
+            .sum(),
+        fanout_closed: mine
+            .iter()
+            .map(|r| r.fanout.closed + r.ladder.iter().map(|s| s.closed).sum::<u64>())
             .sum(),
         capacity: med(&|r| r.capacity),
         redis,
