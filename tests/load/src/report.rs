@@ -358,7 +358,7 @@ fn svg_text(summaries: &[Summary]) -> String {
     let _ = writeln!(s, "<rect width=\"{W}\" height=\"{H}\" fill=\"#ffffff\"/>");
     let panels = [
         Panel {
-            title: "Requests/s: /healthz vs authenticated /api/rooms",
+            title: "Requests/s: /healthz vs /api/rooms",
             left: 20.0,
             series: [("floor", "#9aa5b1"), ("authenticated", "#2f6fb0")],
             values: |x| [x.floor_per_sec, x.auth_per_sec],
