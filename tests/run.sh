@@ -21,8 +21,8 @@ fi
 # The tests start their own redis-server on a unix socket; a system service
 # that the package may have started is neither needed nor used.
 
-cargo fmt --check
-cargo clippy --all-targets -- -D warnings
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
 
 # Every test process logs to this folder and records the secrets it handled
 # (tests/support/logs.rs); the audit after the tests searches one for the
@@ -31,5 +31,5 @@ export CHAT_TEST_LOG_DIR="${CHAT_TEST_LOG_DIR:-$PWD/target/test-logs}"
 mkdir -p "$CHAT_TEST_LOG_DIR"
 find "$CHAT_TEST_LOG_DIR" -maxdepth 1 -type f \( -name '*.log' -o -name '*.secrets' \) -delete
 
-cargo test --all-targets
+cargo test --workspace --all-targets
 bash tests/audit_logs.sh "$CHAT_TEST_LOG_DIR"
