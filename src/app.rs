@@ -233,6 +233,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
         redis: redis.clone(),
         message_rates: Arc::new(UserRates::new(config.user_messages, config.socket_frames)),
         pending_sockets: Arc::default(),
+        room_list: Arc::default(),
         metrics: metrics.clone(),
         metrics_exposure: config.metrics,
     });

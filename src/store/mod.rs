@@ -14,6 +14,7 @@ pub mod messages;
 mod models;
 pub mod refresh;
 pub mod revoked;
+pub mod room_list;
 pub mod rooms;
 mod schema;
 pub mod sessions;

@@ -1,5 +1,6 @@
 //! The JSON API: who am I, the rooms, and a room's history by page.
 
+use actix_web::http::header::ContentType;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
@@ -19,8 +20,10 @@ pub async fn me(state: State, user: ApiUser) -> Result<HttpResponse, ApiError> {
 }
 
 pub async fn rooms(state: State, _user: ApiUser) -> Result<HttpResponse, ApiError> {
-    let rooms = state.db.run(store::rooms::list).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "rooms": rooms })))
+    let rooms = state.room_list.get(&state.db).await?;
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(rooms.json.clone()))
 }
 
 #[derive(Deserialize)]

@@ -59,6 +59,8 @@ pub struct AppState {
     pub throttle: crate::store::kv::Throttle,
     /// Message rates per user, shared by the sockets and the form.
     pub message_rates: Arc<crate::chat::rate::UserRates>,
+    /// The rooms, read from the database at most once a second.
+    pub room_list: Arc<crate::store::room_list::RoomList>,
     /// Sockets waiting to authenticate, per client address.
     pub pending_sockets: Arc<crate::chat::pending::PendingSockets>,
     /// The shared Redis connection, when configured (for the probes).

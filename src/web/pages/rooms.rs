@@ -55,7 +55,7 @@ async fn rooms_page(
     error: Option<String>,
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
-    let rooms = state.db.run(store::rooms::list).await?;
+    let rooms = state.room_list.get(&state.db).await?.list.clone();
     let page = RoomsPage {
         user: Some(user.username.clone()),
         csrf_token: CsrfBinding::for_request(req, Some(user)).token(state),
@@ -114,6 +114,7 @@ pub async fn create(
     match created {
         Ok(room) => {
             tracing::info!(room_id = room.id, user_id, "room created");
+            state.room_list.changed();
             ROOMS.used(&state.throttle, &address).await?;
             Ok(see_other(&format!("/rooms/{}", room.id)))
         }
