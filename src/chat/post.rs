@@ -30,16 +30,8 @@ pub struct Post<'a> {
 pub async fn post(db: &Db, events: &Events, post: Post<'_>) -> Result<MessageOut, PostError> {
     let body = protocol::clean_body(post.body)
         .map_err(|(code, message)| PostError::Invalid(code, message))?;
-    if post
-        .client_id
-        .as_ref()
-        .is_some_and(|c| c.is_empty() || c.len() > protocol::MAX_CLIENT_ID_BYTES)
-    {
-        return Err(PostError::Invalid(
-            "bad_client_id",
-            "clientId must be 1 to 64 bytes",
-        ));
-    }
+    protocol::check_client_id(post.client_id.as_deref())
+        .map_err(|(code, message)| PostError::Invalid(code, message))?;
     let new = store::NewMessage {
         room_id: post.room_id,
         author_id: post.author_id,

@@ -8,6 +8,7 @@ mod audit;
 mod client;
 mod error;
 mod extract;
+pub mod forms;
 mod health;
 pub(crate) mod limits;
 mod middleware;
