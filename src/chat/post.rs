@@ -43,16 +43,8 @@ pub async fn post(
 ) -> Result<MessageOut, PostError> {
     let body = protocol::clean_body(post.body)
         .map_err(|(code, message)| PostError::Invalid(code, message))?;
-    if post
-        .client_id
-        .as_ref()
-        .is_some_and(|c| c.is_empty() || c.len() > protocol::MAX_CLIENT_ID_BYTES)
-    {
-        return Err(PostError::Invalid(
-            "bad_client_id",
-            "clientId must be 1 to 64 bytes",
-        ));
-    }
+    protocol::check_client_id(post.client_id.as_deref())
+        .map_err(|(code, message)| PostError::Invalid(code, message))?;
     rates.take(post.author_id).map_err(PostError::RateLimited)?;
     let new = store::NewMessage {
         room_id: post.room_id,

@@ -39,6 +39,14 @@ pub enum ClientFrame {
     },
 }
 
+impl ClientFrame {
+    /// Decodes a client's text frame; the error's words describe the
+    /// client's JSON and are sent back in a `bad_frame` error.
+    pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
+
 #[derive(Debug, Serialize)]
 #[serde(
     tag = "type",
@@ -170,6 +178,16 @@ pub fn clean_body(body: &str) -> Result<String, (&'static str, &'static str)> {
     Ok(body.to_owned())
 }
 
+/// Checks a message's optional client id: when given, 1 to 64 bytes.
+pub fn check_client_id(client_id: Option<&str>) -> Result<(), (&'static str, &'static str)> {
+    match client_id {
+        Some(c) if c.is_empty() || c.len() > MAX_CLIENT_ID_BYTES => {
+            Err(("bad_client_id", "clientId must be 1 to 64 bytes"))
+        }
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,5 +259,14 @@ mod tests {
         assert!(clean_body(&"é".repeat(4000)).is_ok());
         assert!(clean_body(&"é".repeat(4001)).is_err());
         assert!(clean_body("a\u{7}b").is_err());
+    }
+
+    #[test]
+    fn client_ids_are_1_to_64_bytes_when_given() {
+        assert!(check_client_id(None).is_ok());
+        assert!(check_client_id(Some("c")).is_ok());
+        assert!(check_client_id(Some(&"é".repeat(32))).is_ok());
+        assert!(check_client_id(Some("")).is_err());
+        assert!(check_client_id(Some(&"é".repeat(33))).is_err());
     }
 }

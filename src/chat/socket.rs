@@ -150,7 +150,7 @@ impl Socket {
                 Some(Ok(AggregatedMessage::Text(_))) if bucket.take() == Verdict::Close => {
                     return Err(Flow::Close(CloseKind::RateLimited));
                 }
-                Some(Ok(AggregatedMessage::Text(text))) => match serde_json::from_str(&text) {
+                Some(Ok(AggregatedMessage::Text(text))) => match ClientFrame::parse(&text) {
                     Ok(ClientFrame::Authenticate { token }) => Flow::Authenticate(token),
                     _ => Flow::Continue,
                 },
@@ -342,7 +342,7 @@ impl Socket {
                 };
             }
         }
-        let reply = match serde_json::from_str::<ClientFrame>(text) {
+        let reply = match ClientFrame::parse(text) {
             Err(err) => Reply::error("bad_frame", &format!("Frame not understood: {err}")),
             Ok(ClientFrame::Authenticate { token }) => return Flow::Authenticate(token),
             Ok(ClientFrame::Join { room_id, after_id }) => {

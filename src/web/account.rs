@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::audit;
 use super::error::{AppError, PageError};
 use super::extract::PageUser;
+use super::forms::{EndForm, PasswordForm};
 use super::pages::accounts::{publish_ended, with_cookies};
 use super::pages::{render, verify_csrf, CsrfBinding};
 use super::templates::{AccountPage, EventView, LoginView};
@@ -18,22 +19,6 @@ use crate::chat::events::{Cause, Issued};
 use crate::chat::{CloseKind, Event};
 use crate::store::{self, now_ms};
 use crate::util::rfc3339;
-
-#[derive(Deserialize)]
-pub struct PasswordForm {
-    #[serde(default)]
-    current_password: String,
-    #[serde(default)]
-    new_password: String,
-    csrf_token: Option<String>,
-}
-
-#[derive(Deserialize)]
-pub struct EndForm {
-    #[serde(default)]
-    handle: String,
-    csrf_token: Option<String>,
-}
 
 #[derive(Deserialize)]
 pub struct Notice {

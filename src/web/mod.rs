@@ -9,6 +9,7 @@ mod body_guard;
 mod client;
 mod error;
 mod extract;
+pub mod forms;
 mod health;
 mod inflate;
 pub(crate) mod limits;

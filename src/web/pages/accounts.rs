@@ -14,39 +14,12 @@ use crate::store::{self, NewUser, StoreError, User};
 use crate::web::audit::{self, client_address};
 use crate::web::error::{ApiError, AppError, PageError};
 use crate::web::extract::{read_body, refresh_first, PageUser};
+use crate::web::forms::{self, LoginForm, LogoutForm, RegisterForm};
 use crate::web::limits::{Attempt, REGISTRATIONS};
 use crate::web::templates::{FieldErrors, LoginPage, RegisterPage};
 use crate::web::{safe_next, see_other, State};
 
 const BAD_LOGIN: &str = "Invalid email or password";
-
-#[derive(Deserialize)]
-pub struct RegisterForm {
-    #[serde(default)]
-    username: String,
-    #[serde(default)]
-    email: String,
-    #[serde(default)]
-    password: String,
-    csrf_token: Option<String>,
-}
-
-#[derive(Deserialize)]
-pub struct LoginForm {
-    #[serde(default)]
-    email: String,
-    #[serde(default)]
-    password: String,
-    next: Option<String>,
-    csrf_token: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LoginJson {
-    email: String,
-    password: String,
-}
 
 #[derive(Deserialize)]
 pub struct NextQuery {
@@ -205,7 +178,7 @@ async fn login_form_post(
     payload: web::Payload,
 ) -> Result<HttpResponse, PageError> {
     let body = read_body(req, payload).await?;
-    let form: LoginForm = serde_urlencoded::from_bytes(&body)
+    let form: LoginForm = forms::decode(&body)
         .map_err(|_| AppError::BadRequest("The form could not be read".into()))?;
     verify_csrf(req, state, None, form.csrf_token.as_deref())?;
     let next = safe_next(form.next.as_deref()).to_owned();
@@ -243,7 +216,7 @@ async fn login_json(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(req, payload).await?;
-    let login: LoginJson = serde_json::from_slice(&body)
+    let login = forms::decode_login_json(&body)
         .map_err(|e| AppError::BadRequest(format!("Expected {{\"email\",\"password\"}}: {e}")))?;
     match check_password(req, state, &login.email, &login.password).await? {
         Checked::Valid(user) => {
@@ -328,11 +301,6 @@ fn throttled_message(wait: u64) -> String {
         "Too many failed attempts. Try again in {minutes} minute{}.",
         if minutes == 1 { "" } else { "s" }
     )
-}
-
-#[derive(Deserialize)]
-pub struct LogoutForm {
-    csrf_token: Option<String>,
 }
 
 pub async fn logout(

@@ -13,26 +13,13 @@ use crate::store::{self, Room, StoreError};
 use crate::web::audit::client_address;
 use crate::web::error::{AppError, PageError};
 use crate::web::extract::PageUser;
+use crate::web::forms::{MessageForm, RoomForm};
 use crate::web::limits::ROOMS;
 use crate::web::templates::{MessageView, RoomPage, RoomsPage};
 use crate::web::{see_other, State};
 
 /// Messages shown on a room page.
 const PAGE_SIZE: i64 = 50;
-
-#[derive(Deserialize)]
-pub struct RoomForm {
-    #[serde(default)]
-    name: String,
-    csrf_token: Option<String>,
-}
-
-#[derive(Deserialize)]
-pub struct MessageForm {
-    #[serde(default)]
-    body: String,
-    csrf_token: Option<String>,
-}
 
 #[derive(Deserialize)]
 pub struct PageQuery {
