@@ -291,6 +291,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningApp> {
     };
     let metrics_addr = metrics_server.as_ref().map(|(a, _)| *a);
     match metrics_addr {
+        Some(at) if !at.ip().is_loopback() => tracing::warn!(
+            address = %at,
+            "metrics served at http://{at}/metrics to anyone who can reach that address; \
+             keep it on a private network or behind a firewall"
+        ),
         Some(at) => tracing::info!(address = %at, "metrics served at http://{at}/metrics"),
         None if config.metrics == MetricsExposure::Off => {
             tracing::info!("metrics not served (METRICS_ADDR=off)")

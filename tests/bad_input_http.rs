@@ -826,3 +826,76 @@ async fn credentials_in_the_query_string_never_authenticate(mode: Mode) {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Requests written byte by byte, for what an HTTP client library will not
+// send: a body that stops short, and one header repeated.
+
+/// Writes `head` (and `body`) on a fresh connection and returns the status
+/// line of the answer, waiting at most `wait`.
+async fn raw_exchange(app: &TestApp, head: &str, body: &[u8], wait: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.addr()).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = tokio::time::timeout(wait, async {
+        while !answer.windows(2).any(|w| w == b"\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer within {wait:?}");
+    let text = String::from_utf8_lossy(&answer);
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
+#[actix_rt::test]
+async fn a_body_that_stops_short_is_408_within_the_deadline() {
+    run(async {
+        let app = TestApp::spawn(Store::Embedded).await;
+        let head = format!(
+            "POST /login HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+             Content-Length: 100\r\n\r\n",
+            app.addr()
+        );
+        let started = std::time::Instant::now();
+        let status = raw_exchange(&app, &head, b"{\"email\"", Duration::from_secs(20)).await;
+        assert_eq!(status, "HTTP/1.1 408 Request Timeout");
+        assert!(
+            started.elapsed() >= Duration::from_secs(9),
+            "{:?}",
+            started.elapsed()
+        );
+    })
+    .await;
+}
+
+#[actix_rt::test]
+async fn two_content_encoding_lines_are_stacked_encodings_and_415() {
+    run(async {
+        let app = TestApp::spawn(Store::Embedded).await;
+        user(&app, "alice").await;
+        let json = json!({"email": "alice@example.com", "password": PASSWORD}).to_string();
+        let gzip = |bytes: &[u8]| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(bytes).unwrap();
+            e.finish().unwrap()
+        };
+        let body = gzip(&gzip(json.as_bytes()));
+        let head = format!(
+            "POST /login HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+             Content-Encoding: gzip\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n",
+            app.addr(),
+            body.len()
+        );
+        let status = raw_exchange(&app, &head, &body, Duration::from_secs(10)).await;
+        assert_eq!(status, "HTTP/1.1 415 Unsupported Media Type");
+    })
+    .await;
+}

@@ -369,6 +369,10 @@ async fn by_default_only_a_direct_loopback_client_is_served() {
     let app = TestApp::spawn(Store::Embedded).await;
     let direct = fetch(app.addr(), "/metrics", &[]).await;
     assert_eq!(direct.status, 200);
+    for host in ["localhost", "127.0.0.1:1", "[::1]:8080"] {
+        let named = fetch(app.addr(), "/metrics", &[("Host", host)]).await;
+        assert_eq!(named.status, 200, "Host: {host}");
+    }
     assert_eq!(
         direct.content_type,
         "text/plain; version=0.0.4; charset=utf-8"
@@ -386,6 +390,10 @@ async fn by_default_only_a_direct_loopback_client_is_served() {
         ("X-Forwarded-For", "203.0.113.7"),
         ("Forwarded", "for=203.0.113.7;proto=https"),
         ("X-Forwarded-For", "127.0.0.1"),
+        // A site that pointed its own name at 127.0.0.1 (DNS rebinding):
+        // the browser connects from this host but names the other site.
+        ("Host", "rebind.example"),
+        ("Host", "rebind.example:8080"),
     ] {
         let answer = fetch(app.addr(), "/metrics", &[forwarded]).await;
         assert_eq!(answer.status, 404, "{forwarded:?}");
@@ -427,6 +435,9 @@ async fn an_own_listener_serves_the_figures_and_the_main_one_stops() {
     for path in ["/", "/login", "/api/me", "/healthz"] {
         assert_eq!(fetch(own, path, &[]).await.status, 404, "{path}");
     }
+    // On loopback, it too refuses a request naming another site.
+    let rebound = fetch(own, "/metrics", &[("Host", "rebind.example")]).await;
+    assert_eq!(rebound.status, 404);
 }
 
 async fn off_serves_them_nowhere() {

@@ -24,7 +24,7 @@ impl std::str::FromStr for Rate {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         const FORM: &str = "write <burst>/<per second>, as in 30/10: a burst from 1 \
-                            and a rate above 0, both at most 1000000";
+                            and a rate from 0.001, both at most 1000000";
         let (burst, per_second) = s.split_once('/').ok_or(FORM)?;
         // A burst under one would refuse everything; NaN fails every range.
         let number = |v: &str, low: f64| {
@@ -36,7 +36,9 @@ impl std::str::FromStr for Rate {
         };
         Ok(Rate {
             burst: number(burst, 1.0)?,
-            per_second: number(per_second, 0.0)?,
+            // Slower than one in a thousand seconds is no rate at all, and
+            // its waits would not fit in a `Duration`.
+            per_second: number(per_second, 0.001)?,
         })
     }
 }
@@ -105,9 +107,8 @@ impl Tokens {
             self.tokens -= 1.0;
             return Ok(());
         }
-        Err(Duration::from_secs_f64(
-            (1.0 - self.tokens) / rate.per_second,
-        ))
+        let wait = (1.0 - self.tokens) / rate.per_second;
+        Err(Duration::try_from_secs_f64(wait).unwrap_or(Duration::MAX))
     }
 
     /// Whether the bucket would be full by `now`, which is the same as not

@@ -1,6 +1,12 @@
-//! The request-body guard, before any handler or extractor: compressed
-//! bodies are inflated within the limit (`inflate`), and HTML form bodies
-//! are read strictly. Both are then handed on as plain bodies.
+//! The request-body guard, before any handler or extractor: every body is
+//! read here, within the size limit and a deadline; compressed bodies are
+//! inflated within the limit (`inflate`), and HTML form bodies are read
+//! strictly. All are then handed on as plain bodies.
+//!
+//! The deadline matters because actix-web times only the request head: a
+//! client announcing a length and sending a few bytes would otherwise hold
+//! its connection, and whatever the handler had started, for as long as it
+//! likes.
 //!
 //! Forms are checked here because `serde_urlencoded` is lenient where we
 //! must not be: it replaces invalid UTF-8 with U+FFFD (a message would be
@@ -28,11 +34,15 @@ pub async fn guard_bodies(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let has_body = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    // Several header lines are one list, as if joined with commas: two
+    // lines of `gzip` are gzip twice, which `inflate` refuses as stacked.
     let encoding = req
         .headers()
-        .get(header::CONTENT_ENCODING)
-        .map(|v| v.to_str().unwrap_or("?").trim().to_owned())
-        .filter(|e| !e.eq_ignore_ascii_case("identity"));
+        .get_all(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let encoding = Some(encoding).filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity"));
     let form = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -42,13 +52,18 @@ pub async fn guard_bodies(
                 .to_ascii_lowercase()
                 .starts_with("application/x-www-form-urlencoded")
         });
-    if !has_body || (encoding.is_none() && !form) {
+    if !has_body {
         return Ok(next.call(req).await?.map_into_boxed_body());
     }
     let mut payload = req.take_payload();
-    let read = match &encoding {
-        Some(encoding) => inflate(encoding, &mut payload).await,
-        None => read_plain(&mut payload).await,
+    let reading = async {
+        match &encoding {
+            Some(encoding) => inflate(encoding, &mut payload).await,
+            None => read_plain(&mut payload).await,
+        }
+    };
+    let Ok(read) = tokio::time::timeout(BODY_DEADLINE, reading).await else {
+        return Ok(refuse(req, AppError::BodyTimeout));
     };
     let refused = match read {
         Ok(body) if form => check_form(&body).map(|()| body).map_err(|message| {
@@ -70,16 +85,23 @@ pub async fn guard_bodies(
             req.set_payload(plain_payload(body));
             Ok(next.call(req).await?.map_into_boxed_body())
         }
-        Err(err) => {
-            tracing::info!(status = err.status().as_u16(), "request body refused");
-            let response = if super::middleware::speaks_json(req.request()) {
-                ApiError(err).error_response()
-            } else {
-                PageError(err).error_response()
-            };
-            Ok(req.into_response(response))
-        }
+        Err(err) => Ok(refuse(req, err)),
     }
+}
+
+/// How long a request body may take to arrive, whole: far more than any
+/// body within the size limit needs on a slow link.
+const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Answers in the form the client speaks, without calling the handler.
+fn refuse(req: ServiceRequest, err: AppError) -> ServiceResponse<BoxBody> {
+    tracing::info!(status = err.status().as_u16(), "request body refused");
+    let response = if super::middleware::speaks_json(req.request()) {
+        ApiError(err).error_response()
+    } else {
+        PageError(err).error_response()
+    };
+    req.into_response(response)
 }
 
 /// Reads a plain body, refusing it past the limit.

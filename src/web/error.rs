@@ -44,6 +44,9 @@ pub enum AppError {
     /// A `Content-Encoding` on the request body that we do not inflate.
     #[error("unsupported content encoding")]
     UnsupportedEncoding,
+    /// The request body did not arrive within `BODY_DEADLINE`.
+    #[error("request body timed out")]
+    BodyTimeout,
     #[error("service unavailable")]
     Unavailable(#[source] anyhow::Error),
     #[error("internal error")]
@@ -64,6 +67,7 @@ impl AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             AppError::UnsupportedMediaType | AppError::UnsupportedEncoding => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
@@ -85,6 +89,7 @@ impl AppError {
             AppError::NotFound => "not_found",
             AppError::Conflict(_) => "conflict",
             AppError::TooLarge => "payload_too_large",
+            AppError::BodyTimeout => "request_timeout",
             AppError::UnsupportedMediaType => "unsupported_media_type",
             AppError::UnsupportedEncoding => "unsupported_encoding",
             AppError::Unavailable(_) => "service_unavailable",
@@ -102,6 +107,7 @@ impl AppError {
             AppError::Forbidden(_, m) | AppError::TooMany(_, m, _) => (*m).into(),
             AppError::NotFound => "Not found".into(),
             AppError::TooLarge => "The request body is too large".into(),
+            AppError::BodyTimeout => "The request body did not arrive in time".into(),
             AppError::UnsupportedMediaType => {
                 "Send JSON with Content-Type: application/json".into()
             }

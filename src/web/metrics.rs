@@ -66,6 +66,39 @@ fn is_direct_local(req: &HttpRequest, trusted_proxies: &[Cidr]) -> bool {
         && !headers.contains_key(header::FORWARDED)
         && !headers.contains_key("x-forwarded-for")
         && !headers.contains_key("x-real-ip")
+        && names_this_host(&req)
+}
+
+/// Whether the request names this host: `localhost` or a loopback address,
+/// with any port, or no host at all (HTTP/1.0). A page on another site
+/// can point its own name at 127.0.0.1 (DNS rebinding) and so make a
+/// browser on this host fetch `/metrics` for it; that request still names
+/// the other site, and is refused here.
+fn names_this_host(req: &HttpRequest) -> bool {
+    let named = req.uri().host().map(str::to_owned).or_else(|| {
+        let value = req.headers().get(header::HOST)?;
+        Some(value.to_str().unwrap_or("?").to_owned())
+    });
+    let Some(named) = named else {
+        return true;
+    };
+    is_loopback_name(&named)
+}
+
+/// `localhost`, `127.0.0.1:8080`, `[::1]:8080`, `::1`: a name for this host.
+fn is_loopback_name(host: &str) -> bool {
+    let host = host.trim();
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split_once(']').map_or("", |(inside, _)| inside)
+    } else if host.matches(':').count() == 1 {
+        host.split_once(':').map_or(host, |(name, _)| name)
+    } else {
+        host
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
 fn exposition(metrics: &Metrics) -> HttpResponse {
@@ -82,6 +115,47 @@ pub fn metrics_only(cfg: &mut web::ServiceConfig) {
         .default_service(web::to(HttpResponse::NotFound));
 }
 
-async fn scrape_own_listener(metrics: web::Data<Metrics>) -> HttpResponse {
+/// On a listener of its own, anyone who can reach the address may read;
+/// choosing the address is the access control. Only a listener on loopback
+/// also asks that the request name this host, against DNS rebinding as
+/// on the main listener.
+async fn scrape_own_listener(req: HttpRequest, metrics: web::Data<Metrics>) -> HttpResponse {
+    let on_loopback = req.app_config().local_addr().ip().is_loopback();
+    if on_loopback && !names_this_host(&req) {
+        return HttpResponse::NotFound().finish();
+    }
     exposition(&metrics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_name;
+
+    #[test]
+    fn only_names_of_this_host_pass() {
+        for ok in [
+            "localhost",
+            "LOCALHOST:8080",
+            "127.0.0.1",
+            "127.0.0.1:9100",
+            "127.9.9.9:1",
+            "[::1]:8080",
+            "::1",
+            "[::ffff:127.0.0.1]:80",
+        ] {
+            assert!(is_loopback_name(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "evil.example:8080",
+            "localhost.evil.example",
+            "10.0.0.1:80",
+            "[::2]:80",
+            "",
+            "127.0.0.1.nip.example",
+            "[::1",
+        ] {
+            assert!(!is_loopback_name(bad), "{bad}");
+        }
+    }
 }
