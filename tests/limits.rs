@@ -15,7 +15,10 @@ all_modes!(
     a_user_cannot_hold_more_than_32_sockets,
     registrations_are_limited_per_address,
     a_storm_of_logins_gets_503_quickly_while_the_app_stays_responsive,
+    a_flood_of_pings_is_limited_like_any_frame,
 );
+
+both_stores!(frames_before_authentication_share_the_bucket_and_refused_ones_are_not_read,);
 
 async fn a_socket_that_floods_frames_is_refused_then_closed(mode: Mode) {
     let app = TestApp::spawn(mode).await;
@@ -149,4 +152,54 @@ async fn a_storm_of_logins_gets_503_quickly_while_the_app_stays_responsive(mode:
         answers.iter().all(|p| matches!(p.status, 401 | 429 | 503)),
         "unexpected answers"
     );
+}
+
+/// Pings take from the same bucket as text: past the burst they get no
+/// pong, and a flood closes the socket with 1008 "Rate limited".
+async fn a_flood_of_pings_is_limited_like_any_frame(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    let ann = user(&app, "ann").await;
+    let (mut ws, _) = ws_authenticated(&app, &ann).await;
+    for _ in 0..200 {
+        ws.send(awc::ws::Message::Ping(bytes::Bytes::from_static(b"p")))
+            .await;
+    }
+    let mut pongs = 0;
+    loop {
+        match ws.next_incoming(Duration::from_secs(5)).await {
+            Some(Incoming::Closed(code, reason)) => {
+                assert_eq!((code, reason.as_str()), (1008, "Rate limited"));
+                break;
+            }
+            Some(Incoming::Pong) => pongs += 1,
+            other => panic!("expected pongs then a close, got {other:?}"),
+        }
+    }
+    assert!(
+        (1..=31).contains(&pongs),
+        "{pongs} pongs: only the burst is answered"
+    );
+}
+
+/// In token mode a socket waiting for `authenticate` draws on the same
+/// bucket it keeps afterwards; a frame over it is answered `rate_limited`
+/// and not read, even when it is an `authenticate`.
+async fn frames_before_authentication_share_the_bucket_and_refused_ones_are_not_read(store: Store) {
+    let app = TestApp::spawn(Mode::jwt(store)).await;
+    let ann = user(&app, "ann").await;
+    let token = ann.access_token().expect("an access token");
+    let mut ws = ws_open(&app, None, &[], Some(&app.origin()))
+        .await
+        .unwrap_or_else(|status| panic!("upgrade refused: {status}"));
+    for _ in 0..30 {
+        ws.send_text("{}").await;
+    }
+    ws.authenticate(&token).await;
+    for _ in 0..30 {
+        let frame = ws.next_json(Duration::from_secs(5)).await;
+        assert_eq!(frame["code"], "not_authenticated", "{frame}");
+    }
+    let refused = ws.next_json(Duration::from_secs(5)).await;
+    assert_eq!(refused["code"], "rate_limited", "{refused}");
+    ws.expect_silence(Duration::from_millis(300)).await;
 }

@@ -104,6 +104,9 @@ impl Socket {
             .aggregate_continuations()
             .max_continuation_size(protocol::MAX_FRAME_BYTES);
         let start = std::mem::replace(&mut self.start, Start::Refused(CloseKind::NotAuthenticated));
+        // One frame bucket for the socket's whole life: waiting for a token
+        // does not earn a second burst.
+        let mut bucket = self.rates.socket_bucket();
         let identity = match start {
             Start::Authenticated(identity) => Some(identity),
             Start::Refused(kind) => {
@@ -111,7 +114,10 @@ impl Socket {
                 return;
             }
             Start::AwaitToken(timeout) => {
-                match self.await_token(&mut session, &mut stream, timeout).await {
+                match self
+                    .await_token(&mut session, &mut stream, timeout, &mut bucket)
+                    .await
+                {
                     Ok(identity) => {
                         self.pending = None;
                         Some(identity)
@@ -124,7 +130,9 @@ impl Socket {
             }
         };
         if let Some(identity) = identity {
-            let outcome = self.serve(identity, &mut session, &mut stream).await;
+            let outcome = self
+                .serve(identity, &mut session, &mut stream, bucket)
+                .await;
             finish(session, outcome).await;
         }
     }
@@ -135,10 +143,10 @@ impl Socket {
         session: &mut actix_ws::Session,
         stream: &mut Stream,
         timeout: Duration,
+        bucket: &mut Bucket,
     ) -> Result<Identity, Flow> {
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
-        let mut bucket = self.rates.socket_bucket();
         loop {
             let incoming = tokio::select! {
                 _ = &mut deadline => return Err(Flow::AuthClose(CloseKind::AuthTimeout)),
@@ -147,14 +155,19 @@ impl Socket {
             let flow = match incoming {
                 None => return Err(Flow::Closed(None)),
                 Some(Err(err)) => return Err(Flow::Close(self.protocol_close(&err))),
-                Some(Ok(AggregatedMessage::Text(_))) if bucket.take() == Verdict::Close => {
-                    return Err(Flow::Close(CloseKind::RateLimited));
-                }
-                Some(Ok(AggregatedMessage::Text(text))) => match ClientFrame::parse(&text) {
-                    Ok(ClientFrame::Authenticate { token }) => Flow::Authenticate(token),
-                    _ => Flow::Continue,
+                Some(Ok(AggregatedMessage::Text(text))) => match bucket.take() {
+                    Verdict::Close => return Err(Flow::Close(CloseKind::RateLimited)),
+                    // Refused frames are not read, not even an `authenticate`.
+                    Verdict::Refuse => match refuse_frame(session).await {
+                        Flow::Continue => continue,
+                        flow => return Err(flow),
+                    },
+                    Verdict::Allow => match ClientFrame::parse(&text) {
+                        Ok(ClientFrame::Authenticate { token }) => Flow::Authenticate(token),
+                        _ => Flow::Continue,
+                    },
                 },
-                Some(Ok(other)) => match self.on_control(other, session).await {
+                Some(Ok(other)) => match self.on_control(other, session, bucket).await {
                     Flow::Continue => continue,
                     flow => return Err(flow),
                 },
@@ -197,6 +210,7 @@ impl Socket {
         mut identity: Identity,
         session: &mut actix_ws::Session,
         stream: &mut Stream,
+        bucket: Bucket,
     ) -> Flow {
         // A user with this many sockets open is a script, not a person
         // with tabs: refuse more rather than let one account hold the hub.
@@ -211,7 +225,7 @@ impl Socket {
             socket_id: reg.id,
             user_id: identity.user_id,
             floors: HashMap::new(),
-            bucket: self.rates.socket_bucket(),
+            bucket,
             user_strikes: Strikes::default(),
         };
         tracing::debug!(socket = reg.id, user_id = identity.user_id, "socket opened");
@@ -243,7 +257,7 @@ impl Socket {
                         Some(Ok(AggregatedMessage::Text(text))) => {
                             self.on_text(&text, session, &mut state).await
                         }
-                        Some(Ok(other)) => self.on_control(other, session).await,
+                        Some(Ok(other)) => self.on_control(other, session, &mut state.bucket).await,
                     }
                 }
                 Some(out) = reg.rx.recv() => {
@@ -312,16 +326,27 @@ impl Socket {
     }
 
     /// Frames other than text, in any phase.
-    async fn on_control(&self, msg: AggregatedMessage, session: &mut actix_ws::Session) -> Flow {
+    /// A ping takes from the frame bucket like any frame: a refused one
+    /// gets no pong, and a flood of them closes the socket as text would.
+    async fn on_control(
+        &self,
+        msg: AggregatedMessage,
+        session: &mut actix_ws::Session,
+        bucket: &mut Bucket,
+    ) -> Flow {
         match msg {
             AggregatedMessage::Text(_) => Flow::Continue,
             AggregatedMessage::Binary(_) => Flow::Close(CloseKind::Binary),
-            AggregatedMessage::Ping(bytes) => {
-                match tokio::time::timeout(SEND_TIMEOUT, session.pong(&bytes)).await {
-                    Ok(Ok(())) => Flow::Continue,
-                    _ => Flow::Closed(None),
+            AggregatedMessage::Ping(bytes) => match bucket.take() {
+                Verdict::Close => Flow::Close(CloseKind::RateLimited),
+                Verdict::Refuse => Flow::Continue,
+                Verdict::Allow => {
+                    match tokio::time::timeout(SEND_TIMEOUT, session.pong(&bytes)).await {
+                        Ok(Ok(())) => Flow::Continue,
+                        _ => Flow::Closed(None),
+                    }
                 }
-            }
+            },
             AggregatedMessage::Pong(_) => Flow::Continue,
             AggregatedMessage::Close(reason) => Flow::Closed(reason),
         }
@@ -331,16 +356,7 @@ impl Socket {
         match state.bucket.take() {
             Verdict::Allow => {}
             Verdict::Close => return Flow::Close(CloseKind::RateLimited),
-            Verdict::Refuse => {
-                let frame = ServerFrame::Error {
-                    code: "rate_limited",
-                    message: "Too many frames: slow down",
-                };
-                return match send(session, frame.to_text()).await {
-                    Ok(()) => Flow::Continue,
-                    Err(()) => Flow::Closed(None),
-                };
-            }
+            Verdict::Refuse => return refuse_frame(session).await,
         }
         let reply = match ClientFrame::parse(text) {
             Err(err) => Reply::error("bad_frame", &format!("Frame not understood: {err}")),
@@ -558,4 +574,16 @@ fn until(deadline_ms: i64) -> tokio::time::Instant {
     let left = Duration::from_millis(u64::try_from(left).unwrap_or(0))
         .min(Duration::from_secs(86_400 * 365));
     tokio::time::Instant::now() + left
+}
+
+/// Tells the client a frame was refused for going over the frame rate.
+async fn refuse_frame(session: &mut actix_ws::Session) -> Flow {
+    let frame = ServerFrame::Error {
+        code: "rate_limited",
+        message: "Too many frames: slow down",
+    };
+    match send(session, frame.to_text()).await {
+        Ok(()) => Flow::Continue,
+        Err(()) => Flow::Closed(None),
+    }
 }

@@ -110,6 +110,8 @@ pub enum Incoming {
     Json(Value),
     Binary(Vec<u8>),
     Closed(u16, String),
+    /// An answer to a ping this client sent.
+    Pong,
 }
 
 impl WsConn {
@@ -191,7 +193,8 @@ impl WsConn {
                 Frame::Ping(payload) => {
                     let _ = self.framed.send(Message::Pong(payload)).await;
                 }
-                Frame::Pong(_) | Frame::Continuation(_) => {}
+                Frame::Pong(_) => return Some(Incoming::Pong),
+                Frame::Continuation(_) => {}
             }
         }
     }
