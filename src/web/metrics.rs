@@ -66,7 +66,7 @@ fn is_direct_local(req: &HttpRequest, trusted_proxies: &[Cidr]) -> bool {
         && !headers.contains_key(header::FORWARDED)
         && !headers.contains_key("x-forwarded-for")
         && !headers.contains_key("x-real-ip")
-        && names_this_host(&req)
+        && names_this_host(req)
 }
 
 /// Whether the request names this host: `localhost` or a loopback address,
