@@ -23,6 +23,7 @@ both_stores!(
     sockets_waiting_to_authenticate_are_limited_per_address,
     another_address_behind_a_trusted_proxy_is_not_affected,
     a_forged_forwarded_for_from_an_untrusted_peer_gains_no_sockets,
+    one_ipv6_64_shares_the_waiting_socket_limit,
 );
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -388,4 +389,39 @@ async fn the_limits_follow_their_settings(mode: Mode) {
         codes.push(frame["code"].as_str().unwrap_or("").to_owned());
     }
     assert!(codes.contains(&"rate_limited".to_owned()), "{codes:?}");
+}
+
+/// Addresses in one IPv6 /64 share one allowance of waiting sockets: a
+/// client handed the whole /64 gains nothing by changing address.
+async fn one_ipv6_64_shares_the_waiting_socket_limit(store: Store) {
+    let app = TestApp::spawn_with(Mode::jwt(store), &[("TRUSTED_PROXIES", "127.0.0.1")]).await;
+    let mut open = Vec::new();
+    for n in 0..PENDING_LIMIT {
+        let from = format!("2001:db8:5:6::{:x}", n + 1);
+        let ws = ws_open(
+            &app,
+            None,
+            &[("X-Forwarded-For", &from)],
+            Some(&app.origin()),
+        )
+        .await
+        .unwrap_or_else(|status| panic!("socket {n} refused: {status}"));
+        open.push(ws);
+    }
+    let same_64 = ws_open(
+        &app,
+        None,
+        &[("X-Forwarded-For", "2001:db8:5:6:ffff::99")],
+        Some(&app.origin()),
+    )
+    .await;
+    assert_eq!(same_64.err(), Some(429));
+    let next_64 = ws_open(
+        &app,
+        None,
+        &[("X-Forwarded-For", "2001:db8:5:7::1")],
+        Some(&app.origin()),
+    )
+    .await;
+    assert!(next_64.is_ok(), "another /64 is not affected");
 }

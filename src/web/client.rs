@@ -37,6 +37,22 @@ pub fn address(req: &HttpRequest, trusted: &[Cidr]) -> String {
     peer.to_string()
 }
 
+/// The address a per-address limit counts against. An IPv6 client is
+/// usually handed a whole /64, and can pick a new address in it for every
+/// request: counting each address apart would give it billions of
+/// allowances. So IPv6 addresses count by their /64, IPv4 ones (and IPv6
+/// forms of IPv4) one by one.
+pub fn limit_key(address: &str) -> String {
+    match address.parse::<IpAddr>().map(|ip| ip.to_canonical()) {
+        Ok(IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Ok(IpAddr::V4(v4)) => v4.to_string(),
+        Err(_) => address.to_owned(),
+    }
+}
+
 /// "Firefox on Linux", from the User-Agent header; the raw header is not
 /// kept, it is long and says more than a user needs to recognise a device.
 pub fn device(req: &HttpRequest) -> String {
@@ -85,6 +101,19 @@ mod tests {
 
     fn cidrs(list: &[&str]) -> Vec<Cidr> {
         list.iter().map(|c| Cidr::parse(c).unwrap()).collect()
+    }
+
+    #[test]
+    fn ipv6_addresses_count_by_their_64_and_ipv4_one_by_one() {
+        assert_eq!(limit_key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(
+            limit_key("2001:db8:1:2:ffff:1:2:3"),
+            limit_key("2001:db8:1:2::9")
+        );
+        assert_ne!(limit_key("2001:db8:1:2::1"), limit_key("2001:db8:1:3::1"));
+        assert_eq!(limit_key("203.0.113.9"), "203.0.113.9");
+        assert_eq!(limit_key("::ffff:203.0.113.9"), "203.0.113.9");
+        assert_eq!(limit_key("unknown"), "unknown");
     }
 
     #[test]

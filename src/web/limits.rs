@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use super::client::limit_key;
 use crate::store::kv::Throttle;
 use crate::store::StoreError;
 use crate::util::sha256_hex;
@@ -27,6 +28,7 @@ pub struct Attempt {
 
 impl Attempt {
     pub fn new(email_key: &str, address: &str) -> Self {
+        let address = limit_key(address);
         Self {
             pair: format!("login:{}:{address}", &sha256_hex(email_key)[..32]),
             address: format!("login-from:{address}"),
@@ -72,7 +74,7 @@ pub const ROOMS: Quota = Quota {
 
 impl Quota {
     fn key(&self, address: &str) -> String {
-        format!("{}-from:{address}", self.name)
+        format!("{}-from:{}", self.name, limit_key(address))
     }
 
     /// Seconds to wait when `address` has used up the quota.

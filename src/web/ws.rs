@@ -90,7 +90,8 @@ pub async fn upgrade(
 /// Counts a socket that has yet to authenticate against its address.
 fn admit_pending(req: &HttpRequest, state: &State) -> Result<Pending, AppError> {
     let address = super::audit::client_address(req, state);
-    state.pending_sockets.admit(&address).ok_or_else(|| {
+    let counted = super::client::limit_key(&address);
+    state.pending_sockets.admit(&counted).ok_or_else(|| {
         tracing::info!(address = %address, "socket upgrade refused: too many waiting to authenticate");
         // A waiting socket is gone within the authentication timeout.
         let wait = state.ws_auth_timeout.as_secs().max(1);
