@@ -41,6 +41,7 @@ fn a_tiny_run_measures_both_modes_and_writes_the_report() {
         "## Redis commands",
         "## Revocation latency",
         "## Redis down",
+        "## Login storm",
     ] {
         assert!(markdown.contains(heading), "report lacks {heading:?}");
     }
@@ -100,6 +101,18 @@ fn a_tiny_run_measures_both_modes_and_writes_the_report() {
         assert!(
             !round.outage.answers.is_empty(),
             "{name}: requests while Redis was down"
+        );
+        assert!(
+            round.storm.answers.total() > 0,
+            "{name}: the login storm got answers"
+        );
+        assert!(
+            round.storm.rooms_during.latency.count > 0,
+            "{name}: /api/rooms answered during the storm"
+        );
+        assert!(
+            round.storm.echo_during.latency.count > 0,
+            "{name}: the socket got its echo during the storm"
         );
         assert!(
             round.bytes.cookie_header > "Cookie: ".len(),

@@ -64,7 +64,7 @@ impl Login {
     }
 }
 
-fn email(user: usize) -> String {
+pub fn email(user: usize) -> String {
     format!("load{user}@example.test")
 }
 

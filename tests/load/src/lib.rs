@@ -14,6 +14,7 @@ pub mod requests;
 pub mod revocation;
 pub mod round;
 pub mod stats;
+pub mod storm;
 pub mod ws;
 
 use std::path::PathBuf;
@@ -62,6 +63,10 @@ pub struct Settings {
     pub redis_batch: usize,
     pub revocation_trials: usize,
     pub outage: Duration,
+    /// Time of the login storm, and of the baseline before it.
+    pub storm: Duration,
+    /// Connections posting wrong passwords at once.
+    pub storm_connections: usize,
     pub out_dir: PathBuf,
     /// The command line, as the report shows it.
     pub command: String,
@@ -85,6 +90,8 @@ impl Default for Settings {
             redis_batch: 200,
             revocation_trials: 20,
             outage: Duration::from_secs(3),
+            storm: Duration::from_secs(1),
+            storm_connections: 32,
             out_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/report")),
             command: "cargo run --release -p chat-load".to_owned(),
             note: None,
@@ -110,6 +117,8 @@ impl Settings {
             redis_batch: 20,
             revocation_trials: 3,
             outage: Duration::from_millis(600),
+            storm: Duration::from_millis(300),
+            storm_connections: 8,
             ..Settings::default()
         }
     }

@@ -101,7 +101,7 @@ fn markdown_text(
         w,
         "- Settings: {} round(s) × {{session, jwt}}, alternating order; {} s per request or upgrade run; \
          {} keep-alive connections; {} upgrade clients; fan-out {} sockets over {} users at {} messages/s; \
-         capacity ladder {:?} messages/s, {} s per step; {} revocation trials per round; Redis frozen {} s",
+         capacity ladder {:?} messages/s, {} s per step; {} revocation trials per round; Redis frozen {} s; login storm {} s with {} connections",
         settings.rounds,
         settings.duration.as_secs_f64(),
         settings.connections,
@@ -113,6 +113,8 @@ fn markdown_text(
         settings.step.as_secs_f64(),
         settings.revocation_trials,
         settings.outage.as_secs_f64(),
+        settings.storm.as_secs_f64(),
+        settings.storm_connections,
     );
     if let Some(note) = &settings.note {
         let _ = writeln!(w, "- Note: {note}");
@@ -324,10 +326,53 @@ fn markdown_text(
         );
     }
 
+    let _ = writeln!(w, "\n## Login storm\n");
+    let _ = writeln!(
+        w,
+        "Issue 5: {} connections post `/login` with a real user's email and a wrong password for {} s, \
+         each from its own loopback source address, moving to a fresh address before the failed-login \
+         throttle would refuse it and cycling over several accounts, so that most attempts reach bcrypt \
+         (cost {}). Meanwhile one client sends `GET /api/rooms` one after another, and another user's \
+         socket, joined to a room, sends a message and waits for its own copy, one after another. The \
+         same two probes run alone for {} s first (\"before\"). A probe waiting more than {} s counts \
+         as a timeout.\n",
+        settings.storm_connections,
+        settings.storm.as_secs_f64(),
+        crate::round::BCRYPT_COST,
+        settings.storm.as_secs_f64(),
+        crate::storm::PROBE_TIMEOUT.as_secs_f64(),
+    );
+    let _ = writeln!(w, "| mode | storm answers (all rounds) | `/api/rooms` p50 / p99 ms before | during | socket echo p50 / p99 ms before | during | probe timeouts before / during | other probe failures before / during |");
+    let _ = writeln!(w, "|---|---|---:|---:|---:|---:|---:|---:|");
+    for s in summaries {
+        let a = &s.storm_answers;
+        let _ = writeln!(
+            w,
+            "| {} | 401 (bcrypt checked): {}, 429 (throttled): {}, 503 (bcrypt pool full): {}, errors: {} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {} / {} | {} / {} |",
+            s.mode.name(),
+            a.verified,
+            a.throttled,
+            a.busy,
+            a.errors,
+            s.rooms_before.0,
+            s.rooms_before.1,
+            s.rooms_during.0,
+            s.rooms_during.1,
+            s.echo_before.0,
+            s.echo_before.1,
+            s.echo_during.0,
+            s.echo_during.1,
+            s.probe_timeouts.0,
+            s.probe_timeouts.1,
+            s.probe_errors.0,
+            s.probe_errors.1,
+        );
+    }
+
     let _ = writeln!(w, "\n## How it was measured\n");
     let _ = writeln!(w, "- Each mode of each round runs a fresh server (release build, `REDIS_URL` to a fresh `redis-server` on a unix socket, fresh SQLite data folder) on 127.0.0.1.");
     let _ = writeln!(w, "- The load client runs on one thread (a current-thread tokio runtime) with a minimal HTTP/1.1 client over keep-alive connections; the server keeps its default worker count. Both share the machine's cores, so neither has the machine to itself.");
-    let _ = writeln!(w, "- `BCRYPT_COST=4` only to make account setup fast; logins are not measured. `LOG_LEVEL={}`: no access log line per request.", settings.log_level);
+    let _ = writeln!(w, "- `BCRYPT_COST={}`, so that the login storm exercises real bcrypt work while account setup stays quick. `LOG_LEVEL={}`: no access log line per request.", crate::round::BCRYPT_COST, settings.log_level);
     let _ = writeln!(w, "- Latencies are client-side, from send to the full answer (or to the delivery), recorded in HDR histograms at microsecond resolution.");
     let _ = writeln!(
         w,
