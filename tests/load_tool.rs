@@ -42,6 +42,7 @@ fn a_tiny_run_measures_both_modes_and_writes_the_report() {
         "## Revocation latency",
         "## Redis down",
         "## Login storm",
+        "Latency along the ladder",
     ] {
         assert!(markdown.contains(heading), "report lacks {heading:?}");
     }

@@ -227,6 +227,7 @@ fn markdown_text(
             s.capacity
         );
     }
+    ladder_table(w, settings, rounds);
     if let Some(&top) = settings.ladder.last() {
         let _ = writeln!(
             w,
@@ -485,6 +486,47 @@ fn svg_text(summaries: &[Summary]) -> String {
     }
     s.push_str("</svg>\n");
     s
+}
+
+/// Delivery latency at each step of the capacity ladder, so that the
+/// fan-out figures can be read against the load: where p99 crosses the
+/// target, and how far the machine is from saturation there.
+fn ladder_table(w: &mut String, settings: &Settings, rounds: &[ModeRound]) {
+    let _ = writeln!(
+        w,
+        "\nLatency along the ladder (median over the rounds that reached the step; {} s per step):\n",
+        settings.step.as_secs_f64()
+    );
+    let _ = writeln!(
+        w,
+        "| mode | messages/s asked | deliveries/s | p50 ms | p99 ms | rounds kept up |"
+    );
+    let _ = writeln!(w, "|---|---:|---:|---:|---:|---:|");
+    for mode in [Mode::Session, Mode::Jwt] {
+        for &rate in &settings.ladder {
+            let steps: Vec<_> = rounds
+                .iter()
+                .filter(|r| r.mode == mode)
+                .filter_map(|r| r.ladder.iter().find(|s| s.rate == rate))
+                .collect();
+            if steps.is_empty() {
+                continue;
+            }
+            let med = |f: &dyn Fn(&crate::fanout::Step) -> f64| {
+                crate::stats::median(steps.iter().map(|s| f(s)))
+            };
+            let _ = writeln!(
+                w,
+                "| {} | {rate:.0} | {:.0} | {:.2} | {:.2} | {} of {} |",
+                mode.name(),
+                med(&|s| s.deliveries_per_sec),
+                med(&|s| s.latency.p50_ms),
+                med(&|s| s.latency.p99_ms),
+                steps.iter().filter(|s| s.kept_up).count(),
+                steps.len()
+            );
+        }
+    }
 }
 
 #[cfg(test)]
