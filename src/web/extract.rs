@@ -2,11 +2,10 @@
 //! the API, bodies read within the limit, and actix's own extraction errors
 //! turned into our error type.
 
-use actix_web::dev::{Decompress, Payload};
+use actix_web::dev::Payload;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError, UrlencodedError};
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use futures_util::future::LocalBoxFuture;
-use futures_util::StreamExt;
 
 use super::error::{ApiError, AppError, PageError};
 use super::{State, BODY_LIMIT};
@@ -86,22 +85,20 @@ impl FromRequest for ApiUser {
     }
 }
 
-/// Reads the whole body, decompressed as its `Content-Encoding` says,
-/// refusing it once the decompressed size passes the limit.
-pub async fn read_body(req: &HttpRequest, payload: web::Payload) -> Result<web::Bytes, AppError> {
-    let mut payload = Decompress::from_headers(payload.into_inner(), req.headers());
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
+/// Reads the whole body. The body guard (`body_guard.rs`) has already
+/// read it within the limit, inflated it and dropped `Content-Encoding`;
+/// the limit here only holds should this ever run without the guard.
+pub async fn read_body(payload: web::Payload) -> Result<web::Bytes, AppError> {
+    match payload.to_bytes_limited(BODY_LIMIT).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(e)) => {
             tracing::debug!(error = %e, "request body unreadable");
-            AppError::BadRequest("The request body could not be read".into())
-        })?;
-        if body.len() + chunk.len() > BODY_LIMIT {
-            return Err(AppError::TooLarge);
+            Err(AppError::BadRequest(
+                "The request body could not be read".into(),
+            ))
         }
-        body.extend_from_slice(&chunk);
+        Err(_) => Err(AppError::TooLarge),
     }
-    Ok(body.freeze())
 }
 
 fn is_api(req: &HttpRequest) -> bool {

@@ -41,7 +41,7 @@ async fn presented_refresh(
     req: &HttpRequest,
     payload: web::Payload,
 ) -> Result<Option<(String, bool)>, AppError> {
-    let body = read_body(req, payload).await?;
+    let body = read_body(payload).await?;
     let parsed = if body.iter().all(u8::is_ascii_whitespace) {
         RefreshBody::default()
     } else {

@@ -177,7 +177,7 @@ async fn login_form_post(
     state: &State,
     payload: web::Payload,
 ) -> Result<HttpResponse, PageError> {
-    let body = read_body(req, payload).await?;
+    let body = read_body(payload).await?;
     let form: LoginForm = forms::decode(&body)
         .map_err(|_| AppError::BadRequest("The form could not be read".into()))?;
     verify_csrf(req, state, None, form.csrf_token.as_deref())?;
@@ -215,7 +215,7 @@ async fn login_json(
     state: &State,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_body(req, payload).await?;
+    let body = read_body(payload).await?;
     let login = forms::decode_login_json(&body)
         .map_err(|e| AppError::BadRequest(format!("Expected {{\"email\",\"password\"}}: {e}")))?;
     match check_password(req, state, &login.email, &login.password).await? {

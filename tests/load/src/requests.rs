@@ -20,6 +20,30 @@ pub struct Throughput {
     pub latency: Summary,
 }
 
+/// What each load task hands back: its latencies, successes and failures.
+type TaskResult = (Histogram<u64>, u64, u64);
+
+/// Adds up the tasks of one run of `duration`.
+async fn gather(
+    tasks: Vec<tokio::task::JoinHandle<TaskResult>>,
+    duration: Duration,
+) -> Result<Throughput> {
+    let mut hist = stats::histogram();
+    let (mut ok, mut failed) = (0, 0);
+    for task in tasks {
+        let (h, o, f) = task.await?;
+        hist.add(&h)?;
+        ok += o;
+        failed += f;
+    }
+    Ok(Throughput {
+        ok,
+        failed,
+        per_sec: ok as f64 / duration.as_secs_f64(),
+        latency: Summary::of(&hist),
+    })
+}
+
 /// Sends `request` over `connections` connections for `duration` after a
 /// warm-up, and counts 2xx answers.
 pub async fn throughput(
@@ -70,29 +94,11 @@ pub async fn throughput(
             })
         })
         .collect();
-    let mut hist = stats::histogram();
-    let (mut ok, mut failed) = (0, 0);
-    for task in tasks {
-        let (h, o, f) = task.await?;
-        hist.add(&h)?;
-        ok += o;
-        failed += f;
-    }
-    Ok(Throughput {
-        ok,
-        failed,
-        per_sec: ok as f64 / duration.as_secs_f64(),
-        latency: Summary::of(&hist),
-    })
+    gather(tasks, duration).await
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Upgrades {
-    pub ok: u64,
-    pub failed: u64,
-    pub per_sec: f64,
-    pub latency: Summary,
-}
+/// Upgrades per second are counted like requests.
+pub type Upgrades = Throughput;
 
 /// Opens, authenticates and closes sockets from `concurrency` clients for
 /// `duration`; each client uses its own login.
@@ -130,20 +136,7 @@ pub async fn upgrades(
             })
         })
         .collect();
-    let mut hist = stats::histogram();
-    let (mut ok, mut failed) = (0, 0);
-    for task in tasks {
-        let (h, o, f) = task.await?;
-        hist.add(&h)?;
-        ok += o;
-        failed += f;
-    }
-    Ok(Upgrades {
-        ok,
-        failed,
-        per_sec: ok as f64 / duration.as_secs_f64(),
-        latency: Summary::of(&hist),
-    })
+    gather(tasks, duration).await
 }
 
 /// Requests and the time they took, one at a time: for Redis command
