@@ -112,9 +112,13 @@ pub async fn run(
     let records = std::mem::take(&mut *records.lock().unwrap_or_else(|p| p.into_inner()));
     let mut total = 0u64;
     let mut longest_wait = Duration::ZERO;
+    // Every request that was under way at some moment of the outage, not
+    // only those sent during it: a request caught waiting on the frozen
+    // Redis is the one that shows what an outage does, and with few
+    // pollers all of them may be caught that way.
     for r in records
         .iter()
-        .filter(|r| r.sent >= frozen_at && r.sent < thawed_at)
+        .filter(|r| r.sent < thawed_at && r.sent + r.took > frozen_at)
     {
         longest_wait = longest_wait.max(r.took);
         *answers.entry(r.outcome.clone()).or_insert(0) += 1;
